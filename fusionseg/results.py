@@ -1,0 +1,184 @@
+"""The results ledger: `results/<profile>/` holds every table (CSV), figure (PNG) and provenance.
+
+Each stage that produces numbers records how: `record_provenance` writes
+`results/<profile>/provenance/<stage>.json` with the command, parameters, git commit, data
+fingerprint, hardware, library versions, wall time and peak memory. Tables and figures are
+written atomically so that an interrupted run never leaves half a file in the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fusionseg.io import atomic_path, write_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "opencv-contrib-python-headless",
+    "numpy",
+    "scipy",
+    "pandas",
+    "fusionseg",
+)
+
+
+def results_root() -> Path:
+    """`results/` of this checkout (override with FUSIONSEG_RESULTS, e.g. in tests)."""
+    return Path(os.environ.get("FUSIONSEG_RESULTS", REPO_ROOT / "results"))
+
+
+def results_dir(profile: str) -> Path:
+    path = results_root() / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_table(table: Any, profile: str, name: str) -> Path:
+    """Write a pandas DataFrame as `results/<profile>/<name>.csv` (atomically) and return the path."""
+    path = results_dir(profile) / f"{name}.csv"
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    return path
+
+
+def save_figure(figure: Any, profile: str, name: str, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as `results/<profile>/<name>.png` (atomically)."""
+    path = results_dir(profile) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def git_commit() -> str:
+    """The checkout's commit, with `+dirty` when tracked files have uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def fingerprint_files(paths: Iterable[Path]) -> str:
+    """A cheap, stable fingerprint of a file list: names, sizes and modification-free content hashes of
+    the first 64 kB. Enough to notice a different or changed copy of a dataset without reading it all."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(str(path.name).encode())
+        stat = path.stat()
+        digest.update(str(stat.st_size).encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(65536))
+    return digest.hexdigest()[:16]
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+@dataclass
+class Provenance:
+    """What a stage needs to say about how its numbers were made."""
+
+    stage: str
+    profile: str
+    command: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    wall_time_s: float | None = None
+    peak_memory_mb: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "profile": self.profile,
+            "command": self.command,
+            "parameters": self.parameters,
+            "data_fingerprint": self.data_fingerprint,
+            "outputs": self.outputs,
+            "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 2),
+            "peak_memory_mb": None if self.peak_memory_mb is None else round(self.peak_memory_mb, 1),
+            "git_commit": git_commit(),
+            "hardware": hardware(),
+            "libraries": library_versions(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def record_provenance(provenance: Provenance) -> Path:
+    """Write `results/<profile>/provenance/<stage>.json` and return its path."""
+    path = results_dir(provenance.profile) / "provenance" / f"{provenance.stage}.json"
+    write_json(path, provenance.as_dict())
+    return path
+
+
+@contextmanager
+def timed_stage(provenance: Provenance) -> Iterator[Provenance]:
+    """Time a block, fill in wall time and peak memory, and record the provenance if it succeeds."""
+    start = time.perf_counter()
+    yield provenance
+    provenance.wall_time_s = time.perf_counter() - start
+    provenance.peak_memory_mb = peak_memory_mb()
+    record_provenance(provenance)
