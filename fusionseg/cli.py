@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from fusionseg.io import DataError
+
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("fusionseg.evaluate", "score a folder of predicted masks against a benchmark"),
@@ -58,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"fusionseg {name}", description=help_)
     module.configure_parser(parser)
     args = parser.parse_args(rest)
-    return int(module.run_command(args) or 0)
+    try:
+        return int(module.run_command(args) or 0)
+    except DataError as exc:  # bad input: one clear line naming the file, no traceback
+        print(f"fusionseg {name}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
