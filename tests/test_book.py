@@ -1,0 +1,318 @@
+"""The book's machinery: sources, parameters, the unchanged-not-re-run stamps, failures, and the
+smoke profile executed end to end into a temporary folder (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from fusionseg import book, notebook, paper_numbers, profiles
+
+EXPECTED_CHAPTERS = [
+    "00_introduction",
+    "01_data",
+    "02_appearance_stream",
+    "03_pseudo_labels",
+    "04_motion_stream",
+    "05_fusion",
+    "06_table1_davis",
+    "07_table2_youtube_objects",
+    "08_table3_segtrack",
+    "09_table4_moving_static",
+    "10_figure4_qualitative",
+    "11_appendix_reproducibility",
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# The real book's sources
+
+
+def test_book_has_every_part_in_order_with_the_standard_parameters():
+    chapters = book.load_chapters()
+    assert [chapter.name for chapter in chapters] == EXPECTED_CHAPTERS
+    for chapter in chapters:
+        assert chapter.source.suffix == ".md", chapter.source
+        assert set(profiles.NOTEBOOK_PARAMETERS) <= set(chapter.parameters), chapter.name
+    by_name = {chapter.name: chapter for chapter in chapters}
+    assert by_name["05_fusion"].depends == ("02_appearance_stream", "04_motion_stream")
+    assert set(by_name["11_appendix_reproducibility"].depends) == set(EXPECTED_CHAPTERS[:-1])
+
+
+def test_with_dependencies_is_transitive_and_in_book_order():
+    chapters = book.load_chapters()
+    names = [chapter.name for chapter in book.with_dependencies(chapters, "09_table4_moving_static")]
+    assert names == [
+        "01_data",
+        "02_appearance_stream",
+        "03_pseudo_labels",
+        "04_motion_stream",
+        "05_fusion",
+        "07_table2_youtube_objects",
+        "09_table4_moving_static",
+    ]
+    with pytest.raises(book.BookError, match="no notebook called 'nope'"):
+        book.with_dependencies(chapters, "nope")
+
+
+# ------------------------------------------------------------------------------------------------
+# Small pieces
+
+
+def test_declared_parameters_reads_the_tagged_cell_only():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("untagged = 1"),
+        nbformat.v4.new_code_cell("profile = 'mini'  # comment\nn: int = 3\nif n:\n    nested = 2\nx == 3\n"),
+    ]
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    assert book.declared_parameters(nb) == ("profile", "n")
+
+
+def test_chapter_parameters_by_name_and_the_rest_in_overrides():
+    chapter = book.Chapter("x", Path("x.md"), (), ("profile", "iterations", "overrides"))
+    parameters = book.chapter_parameters(chapter, "mini", {"iterations": 5, "crop_size": 96})
+    assert parameters == {"profile": "mini", "iterations": 5, "overrides": {"crop_size": 96}}
+    assert book.chapter_parameters(chapter, "smoke", {}) == {"profile": "smoke"}
+    closed = book.Chapter("y", Path("y.md"), (), ("profile",))
+    with pytest.raises(book.BookError, match="no `overrides`"):
+        book.chapter_parameters(closed, "mini", {"crop_size": 96})
+
+
+def test_parse_overrides_reads_values_as_yaml():
+    assert book.parse_overrides(["iterations=100", "device=cuda", "data_root=null", "crop_size = 96"]) == {
+        "iterations": 100,
+        "device": "cuda",
+        "data_root": None,
+        "crop_size": 96,
+    }
+    with pytest.raises(book.BookError, match="KEY=VALUE"):
+        book.parse_overrides(["iterations"])
+
+
+def test_input_key_changes_with_each_input():
+    base = ("text", {"profile": "mini"}, "lib", {"dep": "abc"})
+    key = book.input_key(*base)
+    assert book.input_key(*base) == key
+    assert book.input_key("text2", *base[1:]) != key
+    assert book.input_key(base[0], {"profile": "smoke"}, *base[2:]) != key
+    assert book.input_key(*base[:2], "lib2", base[3]) != key
+    assert book.input_key(*base[:3], {"dep": "abd"}) != key
+    assert book.input_key(*base, {"FUSIONSEG_RESULTS": "/elsewhere"}) != key
+
+
+def test_library_hash_follows_the_sources(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    first = book.library_hash(tmp_path)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert book.library_hash(tmp_path) != first
+
+
+def test_pruned_toc_drops_missing_files_and_empty_parts(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        textwrap.dedent(
+            """\
+            format: jb-book
+            root: intro
+            parts:
+              - caption: A
+                chapters:
+                  - file: a1
+                  - file: a2
+              - caption: B
+                chapters:
+                  - file: b1
+            """
+        )
+    )
+    toc = book.read_toc(tmp_path)
+    assert book.toc_order(tmp_path) == ["intro", "a1", "a2", "b1"]
+    pruned = book.pruned_toc(toc, {"a2", "b1"})
+    assert (pruned["root"], pruned["parts"]) == ("intro", [{"caption": "A", "chapters": [{"file": "a1"}]}])
+    rerooted = book.pruned_toc(toc, {"intro", "a2"})
+    assert (rerooted["root"], book.toc_files(rerooted)) == ("a1", ["a1", "b1"])
+
+
+def test_remote_assets_finds_scripts_links_images_and_css_urls(tmp_path):
+    (tmp_path / "page.html").write_text(
+        '<a href="https://example.org/ok-a-link">x</a>'
+        '<script src="_static/local.js"></script>'
+        '<script defer src="https://cdn.example.org/lib.js"></script>'
+        "<link rel='stylesheet' href='//fonts.example.org/f.css'>"
+        '<img alt="" src="http://example.org/i.png">'
+    )
+    (tmp_path / "style.css").write_text("@font-face { src: url('https://fonts.example.org/a.woff2') }")
+    found = book.remote_assets(tmp_path)
+    assert found == [
+        "page.html: https://cdn.example.org/lib.js",
+        "page.html: //fonts.example.org/f.css",
+        "page.html: http://example.org/i.png",
+        "style.css: https://fonts.example.org/a.woff2",
+    ]
+
+
+def test_comparison_puts_every_ledger_profile_beside_the_paper(results_tmp):
+    ours = pd.DataFrame({"method": ["Flow-Th", "Ours-A"], "column": ["Avg. IoU"] * 2, "value": [40.0, 55.5]})
+    for label in ("real-lite", "mini"):
+        (results_tmp / label).mkdir(parents=True)
+        ours.to_csv(results_tmp / label / f"{paper_numbers.TABLE1}.csv", index=False)
+    table = notebook.comparison(paper_numbers.TABLE1)
+    assert list(table.columns) == [
+        ("human in loop?", ""),
+        ("Avg. IoU", paper_numbers.PAPER),
+        ("Avg. IoU", "mini"),
+        ("Avg. IoU", "real-lite"),
+    ]
+    assert table.loc["Ours-A", ("Avg. IoU", "real-lite")] == 55.5
+    assert table.loc["Ours-Joint", ("Avg. IoU", paper_numbers.PAPER)] == 71.51
+    assert pd.isna(table.loc["Ours-Joint", ("Avg. IoU", "mini")])
+    assert table.loc["BVS", ("human in loop?", "")] == "yes"
+
+
+# ------------------------------------------------------------------------------------------------
+# The chain on a tiny two-notebook book (real kernels, no library imports)
+
+TINY_CONFIG = "title: tiny\nexecute:\n  execute_notebooks: 'off'\n"
+TINY_TOC = "format: jb-book\nroot: first\nchapters:\n  - file: second\n"
+
+
+def tiny_notebook(depends: list[str], body: str) -> str:
+    return textwrap.dedent(
+        f"""\
+        ---
+        jupytext:
+          text_representation:
+            extension: .md
+            format_name: myst
+        fusionseg:
+          depends: {depends}
+        ---
+
+        # A page
+
+        ```{{code-cell}} ipython3
+        :tags: [parameters]
+
+        profile = "mini"
+        overrides = {{}}
+        ```
+
+        ```{{code-cell}} ipython3
+        {body}
+        ```
+        """
+    )
+
+
+@pytest.fixture()
+def tiny_book(tmp_path) -> Path:
+    root = tmp_path / "book"
+    root.mkdir()
+    (root / "_config.yml").write_text(TINY_CONFIG)
+    (root / "_toc.yml").write_text(TINY_TOC)
+    (root / "first.md").write_text(tiny_notebook([], "print('first', profile)"))
+    (root / "second.md").write_text(tiny_notebook(["first"], "print('second', overrides)"))
+    return root
+
+
+def statuses(runs: list[book.ChapterRun]) -> list[str]:
+    return [run.status for run in runs]
+
+
+def test_chain_reuses_unchanged_notebooks_and_reruns_dependents(tiny_book, tmp_path, monkeypatch):
+    chapters = book.load_chapters(tiny_book)
+    profile = profiles.get_profile("smoke")
+    out = tmp_path / "executed"
+    runs = book.run_chain(chapters, profile, {"crop_size": 32}, out)
+    assert statuses(runs) == ["executed", "executed"]
+    executed = nbformat.read(out / "second.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []))
+    assert "second {'crop_size': 32}" in printed
+    assert runs[1].peak_memory_mb is not None and runs[1].peak_memory_mb > 10
+    assert statuses(book.run_chain(book.load_chapters(tiny_book), profile, {"crop_size": 32}, out)) == [
+        "reused",
+        "reused",
+    ]
+    (tiny_book / "second.md").write_text(tiny_notebook(["first"], "print('second, edited', overrides)"))
+    assert statuses(book.run_chain(book.load_chapters(tiny_book), profile, {"crop_size": 32}, out)) == [
+        "reused",
+        "executed",
+    ]
+    (tiny_book / "first.md").write_text(tiny_notebook([], "print('first, edited', profile)"))
+    assert statuses(book.run_chain(book.load_chapters(tiny_book), profile, {"crop_size": 32}, out)) == [
+        "executed",
+        "executed",
+    ]
+    monkeypatch.setenv("FUSIONSEG_RESULTS", str(tmp_path / "other-results"))
+    assert statuses(book.run_chain(book.load_chapters(tiny_book), profile, {"crop_size": 32}, out)) == [
+        "executed",
+        "executed",
+    ]
+
+
+def test_chain_failure_names_notebook_and_cell_and_keeps_partial_output(tiny_book, tmp_path, capsys):
+    (tiny_book / "second.md").write_text(tiny_notebook(["first"], "raise ValueError('broken on purpose')"))
+    out = tmp_path / "executed"
+    runs = book.run_chain(book.load_chapters(tiny_book), profiles.get_profile("smoke"), {}, out)
+    assert statuses(runs) == ["executed", "failed"]
+    message = capsys.readouterr().err
+    assert "notebook second (second.md) failed at cell" in message
+    assert "ValueError: broken on purpose" in message
+    assert f"partial output kept: {out / 'second.ipynb'}" in message
+    partial = nbformat.read(out / "second.ipynb", as_version=4)
+    errors = [o for cell in partial.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors and errors[0]["evalue"] == "broken on purpose"
+    assert not book.stamp_path(out / "second.ipynb").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# The smoke profile end to end (shared with tests/test_book_browser.py)
+
+_SMOKE_BOOK: dict[str, Path] = {}
+
+
+def build_smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Execute and render the smoke book once per test session; returns its build folder."""
+    if "build" not in _SMOKE_BOOK:
+        root = tmp_path_factory.mktemp("smoke_book")
+        folders = {"FUSIONSEG_RESULTS": "results", "FUSIONSEG_CACHE": "cache", "FUSIONSEG_RUNS": "runs"}
+        saved = {key: os.environ.get(key) for key in folders}
+        os.environ.update({key: str(root / folder) for key, folder in folders.items()})
+        try:
+            code = book.build_book("smoke", build_dir=root / "build")
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        assert code == 0, "the smoke book failed: see the captured output for the notebook and cell"
+        _SMOKE_BOOK["build"] = root / "build"
+        _SMOKE_BOOK["results"] = root / "results"
+    return _SMOKE_BOOK["build"]
+
+
+@pytest.mark.slow
+def test_smoke_book_executes_every_notebook_and_renders_offline_html(tmp_path_factory):
+    build = build_smoke_book(tmp_path_factory)
+    executed = build / "executed" / "smoke"
+    for name in EXPECTED_CHAPTERS:
+        nb = nbformat.read(executed / f"{name}.ipynb", as_version=4)
+        assert nb.metadata["papermill"]["exception"] is None, name
+        code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert all(cell.execution_count is not None for cell in code_cells), name
+        assert (build / "html" / f"{name}.html").is_file(), name
+    html = build / "html"
+    assert (html / "index.html").is_file()
+    assert (html / "_static" / "mathjax" / "tex-svg.js").is_file()
+    assert book.remote_assets(html) == []
+    record = json.loads((_SMOKE_BOOK["results"] / "smoke" / "provenance" / "book.json").read_text())
+    assert list(record["notebooks"]) == EXPECTED_CHAPTERS
+    assert all(entry["wall_time_s"] > 0 for entry in record["notebooks"].values())
+    assert (_SMOKE_BOOK["results"] / "smoke" / f"{paper_numbers.TABLE1}.png").is_file()

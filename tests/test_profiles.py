@@ -1,0 +1,49 @@
+"""Profiles: presets, overrides and the labels that keep ablations apart in results/."""
+
+from __future__ import annotations
+
+import pytest
+
+from fusionseg import profiles
+from fusionseg.io import DataError
+
+
+def test_presets_grow_from_smoke_to_paper():
+    names = profiles.profile_names()
+    assert names == ["smoke", "mini", "real-lite", "paper"]
+    iterations = [profiles.get_profile(name).iterations for name in names]
+    assert iterations == sorted(iterations)
+    assert profiles.get_profile("paper").iterations == 20000
+    assert profiles.get_profile("paper").backbone == "resnet101"
+
+
+def test_resolve_labels_only_changes_that_alter_results():
+    assert profiles.resolve("mini") is profiles.get_profile("mini")
+    assert profiles.resolve("mini", iterations=None, seed=0).label == "mini"
+    tuned = profiles.resolve("mini", {"crop_size": 96}, iterations=50)
+    assert (tuned.iterations, tuned.crop_size, tuned.label) == (50, 96, "mini+crop_size=96,iterations=50")
+    moved = profiles.resolve("mini", device="cuda", data_root="/somewhere")
+    assert (moved.device, moved.label) == ("cuda", "mini")
+
+
+def test_resolve_rejects_unknown_fields_and_conflicts():
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        profiles.resolve("huge")
+    with pytest.raises(ValueError, match=r"unknown profile field\(s\) \['lr'\]"):
+        profiles.resolve("mini", {"lr": 0.1})
+    with pytest.raises(ValueError, match="given twice"):
+        profiles.resolve("mini", {"iterations": 10}, iterations=20)
+    assert profiles.resolve("mini", {"iterations": 10}, iterations=10).iterations == 10
+
+
+def test_data_roots(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONSEG_CACHE", str(tmp_path))
+    assert profiles.get_profile("smoke").resolve_data_root() == tmp_path / "synthetic" / "smoke-seed0"
+    assert profiles.resolve("mini", data_root=str(tmp_path / "w")).resolve_data_root() == tmp_path / "w"
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
+    assert profiles.resolve("mini", seed=3).work_dir() == tmp_path / "runs" / "mini+seed=3"
+    monkeypatch.delenv("FUSIONSEG_DATA", raising=False)
+    with pytest.raises(DataError, match="FUSIONSEG_DATA is not set"):
+        profiles.get_profile("real-lite").resolve_data_root()
+    monkeypatch.setenv("FUSIONSEG_DATA", str(tmp_path))
+    assert profiles.get_profile("real-lite").resolve_data_root() == tmp_path
