@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 class DataError(RuntimeError):
     """A dataset file is missing, unreadable or not what the reader expected."""
@@ -98,6 +101,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

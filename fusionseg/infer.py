@@ -1,0 +1,416 @@
+"""Inference: a video -> per-frame foreground probabilities and masks at the original resolution.
+
+`predict_video(model, frames)` runs a stream (appearance on RGB frames, motion on colour-coded flow
+images) or a `JointModel` (both streams + a fusion module; pass `flow_images=`) over a video in
+batches. Optionally each input is resized to a working `size` first and the probabilities are
+resized back (bilinear) to the frame's own size, so one call also serves images of different sizes.
+Foreground = softmax probability > 0.5 (= argmax of the two logits, as in the release).
+
+`fusionseg segment <video file | frame folder> --out DIR --weights APP.pt [--motion-weights MOT.pt
+--fusion-weights FUS.pt]` writes `DIR/masks/<frame>.png` (0/255) and `DIR/overlay.gif` (or .mp4).
+
+Weights files are those `fusionseg.train` writes (`save_weights`: a dict with "model" = state_dict
+and "config" = {"backbone", "output_stride", ...}, or a full training checkpoint); a bare
+state_dict also loads (built as `--backbone`/`--output-stride`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from fusionseg.data.types import FOREGROUND, IGNORE, ImageSet, Video
+from fusionseg.io import DataError, atomic_path, read_rgb, write_png
+from fusionseg.metrics import iou
+from fusionseg.train import FusionData, load_checkpoint, model_state, to_input, use_bf16
+
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+Size = tuple[int, int]
+
+
+class JointModel(nn.Module):
+    """Appearance stream on RGB + motion stream on flow images, fused: forward(rgb, flow) -> logits."""
+
+    def __init__(self, appearance: nn.Module, motion: nn.Module, fusion: nn.Module):
+        super().__init__()
+        self.appearance, self.motion, self.fusion = appearance, motion, fusion
+
+    def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return self.fusion(self.appearance(rgb).float(), self.motion(flow).float())
+
+
+class LazyImages(Sequence[np.ndarray]):
+    """A sequence of image files decoded on access (e.g. a video's frames or cached flow images)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        return read_rgb(self.paths[index])
+
+
+def video_frames(video: Video) -> LazyImages:
+    """A `Video`'s RGB frames as a lazy sequence for `predict_video`."""
+    return LazyImages([frame.image_path for frame in video.frames])
+
+
+# ----------------------------------------------------------------------------------------------
+# Batched forward passes
+
+
+def _resize(image: np.ndarray, size: Size | None) -> np.ndarray:
+    """Resize an HxWx3 image to (H, W) = `size` (area when shrinking, bilinear when enlarging)."""
+    if size is None or image.shape[:2] == tuple(size):
+        return image
+    shrink = size[0] * size[1] < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def iter_logits(
+    model: nn.Module,
+    inputs: Sequence[Sequence[np.ndarray]],
+    batch_size: int = 8,
+    size: Size | None = None,
+    precision: str = "auto",
+    progress: bool = False,
+) -> Iterator[tuple[list[int], list[Size], torch.Tensor]]:
+    """Run `model(*batch)` over parallel input sequences (one per model argument), in batches.
+
+    Yields (frame indices, their original (H, W) sizes, float32 logits (B, 2, h, w) at the working
+    size). A batch holds consecutive frames of one working size. bf16 autocast and channels_last
+    inputs where the hardware supports bf16. Frames are decoded one batch at a time.
+    """
+    n = len(inputs[0])
+    if any(len(seq) != n for seq in inputs):
+        raise ValueError(f"input sequences differ in length: {[len(seq) for seq in inputs]}")
+    device = _device(model)
+    bf16 = use_bf16(precision, device)
+    channels_last = bf16 and device.type == "cpu"
+    model.eval()
+
+    def forward(batch: list[tuple[int, list[np.ndarray]]]) -> tuple[list[int], list[Size], torch.Tensor]:
+        tensors = []
+        for k in range(len(inputs)):
+            stacked = np.stack([_resize(images[k], size) for _, images in batch])
+            tensors.append(to_input(torch.from_numpy(stacked), channels_last).to(device))
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(*tensors).float()
+        return [i for i, _ in batch], [images[0].shape[:2] for _, images in batch], logits
+
+    pending: list[tuple[int, list[np.ndarray]]] = []
+    pending_shape: Size | None = None
+    for index in tqdm(range(n), desc="segment", disable=not progress, dynamic_ncols=True):
+        images = [seq[index] for seq in inputs]
+        shape = tuple(size) if size is not None else images[0].shape[:2]
+        if pending and (len(pending) == batch_size or shape != pending_shape):
+            yield forward(pending)
+            pending = []
+        pending.append((index, images))
+        pending_shape = shape
+    if pending:
+        yield forward(pending)
+
+
+def predict_video(
+    model: nn.Module,
+    frames: Sequence[np.ndarray],
+    batch_size: int = 8,
+    size: Size | None = None,
+    flow_images: Sequence[np.ndarray] | None = None,
+    precision: str = "auto",
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Per-frame foreground probabilities (float32 HxW, each at its frame's original size).
+
+    `frames`: HxWx3 uint8 RGB frames (appearance), flow images (motion), or the RGB frames of a
+    `JointModel`, whose flow images go in `flow_images`. `size`: optional working (H, W) that every
+    input is resized to; the probabilities are resized back bilinearly. Masks: `probabilities > 0.5`.
+    """
+    inputs = [frames] if flow_images is None else [frames, flow_images]
+    probabilities: list[np.ndarray] = [np.empty(0)] * len(frames)
+    for batch, originals, logits in iter_logits(model, inputs, batch_size, size, precision, progress):
+        foreground = logits.softmax(dim=1)[:, FOREGROUND : FOREGROUND + 1]
+        for row, (index, original) in enumerate(zip(batch, originals, strict=True)):
+            p = foreground[row : row + 1]
+            if tuple(p.shape[-2:]) != tuple(original):
+                p = F.interpolate(p, size=original, mode="bilinear", align_corners=False)
+            probabilities[index] = p[0, 0].cpu().numpy()
+    return probabilities
+
+
+def masks_from(probabilities: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Boolean foreground masks: probability > 0.5 (the argmax of the two classes)."""
+    return [p > 0.5 for p in probabilities]
+
+
+def image_set_iou(
+    model: nn.Module,
+    image_set: ImageSet,
+    size: Size | None = None,
+    batch_size: int = 8,
+    precision: str = "auto",
+    progress: bool = True,
+) -> list[float]:
+    """Foreground IoU (255 ignored) of the model's mask on each image of an image set, e.g. DUTS-TE.
+
+    Without a working `size`, images run at their own sizes (a batch holds consecutive images of
+    one size, so mixed sizes mean small batches).
+    """
+    images = LazyImages([item.image_path for item in image_set.items])
+    probabilities = predict_video(model, images, batch_size, size, precision=precision, progress=progress)
+    return [iou(p > 0.5, image_set.label(i), ignore=IGNORE) for i, p in enumerate(probabilities)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Fusion training data: the frozen streams' logits on held-out videos, computed once
+
+
+def default_flow_images(video: Video) -> list[np.ndarray]:
+    """Colour-coded DIS flow images of a video with the release's frame pairing (`fusionseg.flow`)."""
+    from fusionseg.flow import flow_to_color, video_flow
+
+    return [flow_to_color(flow) for flow in video_flow(video)]
+
+
+def collect_fusion_data(
+    appearance: nn.Module,
+    motion: nn.Module,
+    videos: Sequence[Video],
+    flow_images: Callable[[Video], Sequence[np.ndarray] | Sequence[Path]] = default_flow_images,
+    size: Size | None = None,
+    every: int = 1,
+    batch_size: int = 8,
+    precision: str = "auto",
+    progress: bool = True,
+) -> FusionData:
+    """Both streams' logits (float16) and label maps of every `every`-th annotated frame, at `size`.
+
+    `flow_images(video)` gives the video's flow images, as arrays or image paths (e.g.
+    `lambda v: FlowCache().flow_images(v)`). Use a small working `size`: the data is held in memory
+    (2 x 2 x H x W x 2 bytes per frame).
+    """
+    app_parts, mot_parts, label_parts = [], [], []
+    for video in tqdm(videos, desc="stream logits", disable=not progress):
+        chosen = video.annotated_indices[::every]
+        flows = flow_images(video)
+        if flows and isinstance(flows[0], (str, Path)):
+            flows = LazyImages(flows)
+        rgb = LazyImages([video.frames[i].image_path for i in chosen])
+        flow = [flows[i] for i in chosen]
+        for stream, inputs, parts in ((appearance, rgb, app_parts), (motion, flow, mot_parts)):
+            for _, _, logits in iter_logits(stream, [inputs], batch_size, size, precision):
+                parts.append(logits.to(torch.float16).cpu())
+        h, w = app_parts[-1].shape[-2:]
+        for i in chosen:
+            label = video.label(i)
+            label_parts.append(torch.from_numpy(cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)))
+    if not label_parts:
+        raise DataError("no annotated frames in the videos given to collect_fusion_data")
+    return FusionData(torch.cat(app_parts), torch.cat(mot_parts), torch.stack(label_parts))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading weights
+
+GET_WEIGHTS_HELP = """\
+Trained weights are needed. Either train them:
+  fusionseg train --dataset duts --out runs/appearance            -> runs/appearance/model.pt
+  fusionseg train --pairs PSEUDO_LABELS_DIR --out runs/motion     -> runs/motion/model.pt
+or convert the authors' released Caffe models (see the project README for their URLs):
+  fusionseg import-caffe appearance_stream.caffemodel --arch appearance --out appearance.pt
+  fusionseg import-caffe motion_stream.caffemodel --arch motion --out motion.pt
+  fusionseg import-caffe joint_stream.caffemodel --arch joint --out joint.pt
+then: fusionseg segment VIDEO --out DIR --weights appearance.pt [--motion-weights motion.pt --fusion-weights joint.pt]"""
+
+
+def load_stream(path: Path, backbone: str = "lite0", output_stride: int = 16) -> nn.Module:
+    """A stream network with the weights in `path` (build settings from the file's config if present)."""
+    from fusionseg.models import build_stream
+
+    state = load_checkpoint(path)
+    config = state.get("config") or {}
+    model = build_stream(
+        config.get("backbone", backbone), int(config.get("output_stride", output_stride)), pretrained=False
+    )
+    try:
+        model.load_state_dict(model_state(state))
+    except RuntimeError as exc:
+        raise DataError(
+            f"{path}: not the weights of a {config.get('backbone', backbone)} stream ({exc})"
+        ) from exc
+    return model.eval()
+
+
+def load_fusion(path: Path) -> nn.Module:
+    """A PaperFusion or ReleaseFusion module with the weights in `path` (the design whose keys match)."""
+    from fusionseg.models import PaperFusion, ReleaseFusion
+
+    weights = model_state(load_checkpoint(path))
+    for design in (ReleaseFusion, PaperFusion):
+        module = design()
+        if set(module.state_dict()) == set(weights):
+            module.load_state_dict(weights)
+            return module.eval()
+    raise DataError(f"{path}: neither ReleaseFusion nor PaperFusion weights (keys {sorted(weights)[:6]})")
+
+
+def load_model(
+    weights: Path, motion_weights: Path | None = None, fusion_weights: Path | None = None, **build: Any
+) -> nn.Module:
+    """One stream (`weights` only) or a `JointModel` (all three files)."""
+    if (motion_weights is None) != (fusion_weights is None):
+        raise ValueError("a joint model needs both --motion-weights and --fusion-weights")
+    appearance = load_stream(weights, **build)
+    if motion_weights is None:
+        return appearance
+    return JointModel(appearance, load_stream(motion_weights, **build), load_fusion(fusion_weights)).eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading videos, writing masks and overlays
+
+
+def read_frames(source: Path) -> tuple[list[str], list[np.ndarray], float | None]:
+    """Frame names, RGB frames and frame rate (None if unknown) of a frame folder or a video file."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        if not paths:
+            raise DataError(f"{source}: no {'/'.join(FRAME_SUFFIXES)} frames in this folder")
+        return [p.stem for p in paths], [read_rgb(p) for p in paths], None
+    if not source.is_file():
+        raise DataError(f"{source}: no such video file or frame folder")
+    capture = cv2.VideoCapture(str(source))
+    frames = []
+    while capture.isOpened():
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    fps = capture.get(cv2.CAP_PROP_FPS) or None
+    capture.release()
+    if not frames:
+        raise DataError(f"{source}: OpenCV could not decode any frame (not a video file?)")
+    return [f"{i:05d}" for i in range(len(frames))], frames, fps
+
+
+def flow_images_of(frames: Sequence[np.ndarray], method: str = "dis") -> list[np.ndarray]:
+    """Colour-coded flow images of in-memory frames, paired as the release pairs them."""
+    from fusionseg.flow import compute_flow, flow_pairs, flow_to_color
+
+    return [flow_to_color(compute_flow(frames[i], frames[j], method)) for i, j in flow_pairs(len(frames))]
+
+
+def overlay(frame: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40)) -> np.ndarray:
+    """The frame with the mask tinted in `color` (half transparent)."""
+    out = frame.astype(np.float32)
+    out[mask] = 0.5 * out[mask] + 0.5 * np.asarray(color, np.float32)
+    return out.astype(np.uint8)
+
+
+def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    """An animated GIF (looping), written atomically."""
+    images = [Image.fromarray(frame) for frame in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+        )
+
+
+def write_mp4(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    """An MP4 (OpenCV's mp4v codec), written to a temporary .mp4 beside `path` and renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        height, width = frames[0].shape[:2]
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        if not writer.isOpened():
+            raise DataError(f"{path}: OpenCV cannot write MP4 here; use --format gif")
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: `fusionseg segment`
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="a video file (read with OpenCV) or a folder of frames")
+    parser.add_argument("--out", type=Path, required=True, help="output folder: masks/ and the overlay")
+    parser.add_argument("--weights", type=Path, help="appearance stream weights (.pt)")
+    parser.add_argument("--motion-weights", type=Path, help="motion stream weights (joint model)")
+    parser.add_argument("--fusion-weights", type=Path, help="fusion weights (joint model)")
+    parser.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="working size (default: native)"
+    )
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--flow-method", default="dis", help="optical flow for the motion stream")
+    parser.add_argument("--format", choices=["gif", "mp4"], default="gif", help="overlay video format")
+    parser.add_argument("--fps", type=float, help="overlay frame rate (default: the video's, or 12)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    parser.add_argument("--backbone", default="lite0", help="for weights files without a config")
+    parser.add_argument("--output-stride", type=int, default=16, help="for weights files without a config")
+    parser.add_argument("--threads", type=int, help="torch threads")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.weights is None:
+        print(f"fusionseg segment: no --weights given.\n{GET_WEIGHTS_HELP}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model = load_model(
+            args.weights,
+            args.motion_weights,
+            args.fusion_weights,
+            backbone=args.backbone,
+            output_stride=args.output_stride,
+        )
+        names, frames, video_fps = read_frames(args.source)
+        flows = flow_images_of(frames, args.flow_method) if isinstance(model, JointModel) else None
+    except (DataError, ValueError) as exc:
+        hint = f"\n{GET_WEIGHTS_HELP}" if "weights file not found" in str(exc) else ""
+        print(f"fusionseg segment: {exc}{hint}", file=sys.stderr)
+        return 2
+    size = tuple(args.size) if args.size else None
+    precision = "fp32" if args.fp32 else "auto"
+    probabilities = predict_video(model, frames, args.batch_size, size, flows, precision, progress=True)
+    masks = masks_from(probabilities)
+    for name, mask in zip(names, masks, strict=True):
+        write_png(args.out / "masks" / f"{name}.png", mask)
+    tinted = [overlay(frame, mask) for frame, mask in zip(frames, masks, strict=True)]
+    fps = args.fps or video_fps or 12.0
+    target = args.out / f"overlay.{args.format}"
+    (write_gif if args.format == "gif" else write_mp4)(target, tinted, fps)
+    coverage = float(np.mean([m.mean() for m in masks]))
+    print(f"{len(masks)} frames -> {args.out / 'masks'}/*.png and {target} (mean foreground {coverage:.1%})")
+    return 0
