@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import fusionseg  # noqa: F401  (sets OMP_WAIT_POLICY before any test imports torch)
+
 
 def _real_data(subfolder: str) -> Path:
     value = os.environ.get("FUSIONSEG_DATA")

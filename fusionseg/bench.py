@@ -1,0 +1,745 @@
+"""`fusionseg bench`: measure speeds on this machine and record them in `results/bench/<machine>.json`.
+
+What is measured (each after a warm-up; the median of the repeats is reported):
+
+- `peak`: GFLOP/s of a large fp32 and bf16 matrix product, the practical ceiling of this CPU;
+- `flow`: optical flow frames/s per method (and DIS preset) and resolution;
+- `inference`: frames/s of one stream per backbone, output stride, resolution and dtype (fp32, or
+  bf16 autocast with channels_last model and input), with the forward pass's FLOPs (counted by
+  `torch.utils.flop_counter.FlopCounterMode`) and the achieved GFLOP/s against `peak`;
+- `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams, fusion,
+  probabilities) frame by frame, with milliseconds per frame for each stage, and the library's own
+  batched path (`fusionseg.infer.flow_images_of` + `predict_video` on a `JointModel`);
+- `training`: images/s of a stream's training step (forward, backward, SGD update; data loading
+  not included) per crop size and dtype;
+- `book`: wall time and peak memory per notebook from `results/<profile>/provenance/book.json`.
+
+Every measurement carries the 1/5/15-minute load averages at its start and end: on a shared machine
+a number measured under load is slower than the hardware allows, and the record says so.
+Frames are real where possible (a DAVIS video under `$FUSIONSEG_DATA`), else a synthetic textured
+pair (a smooth random texture and its copy shifted by a few pixels). `--quick` runs a reduced set
+(small sizes, one repeat) in well under a minute, for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
+from fusionseg.results import hardware, library_versions, results_root
+
+FORMAT = "fusionseg-bench-1"
+Size = tuple[int, int]  # (height, width)
+JOINT_TARGET_FPS = 10.0  # issue 9: the joint pipeline at 427x240
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which settings to measure and how often: the full benchmark or the quick one."""
+
+    repeats: int  # timed repeats of fast measurements (median reported)
+    slow_repeats: int  # of slow ones (TV-L1, DeepFlow, ResNet-101, training)
+    flow_sizes: tuple[Size, ...]
+    flow_methods: tuple[tuple[str, dict[str, Any]], ...]  # (method, params); slow ones at the first size only
+    slow_flow_methods: tuple[str, ...]
+    inference: tuple[tuple[str, int, Size, int], ...]  # (backbone, output stride, size, batch)
+    joint_size: Size
+    joint_frames: int  # frames pushed through the joint pipeline per repeat
+    training: tuple[tuple[str, int, int], ...]  # (backbone, crop size, batch)
+    matmul_n: int
+    wait_policy_probe: bool  # time a stream in fresh processes with OpenMP's default and passive waiting
+    dtypes: tuple[str, ...] = ("fp32", "bf16")
+
+
+SMALL: Size = (240, 427)
+LARGE: Size = (480, 854)
+FULL = Plan(
+    repeats=5,
+    slow_repeats=2,
+    flow_sizes=(SMALL, LARGE),
+    flow_methods=(
+        ("dis", {"preset": "ultrafast"}),
+        ("dis", {"preset": "fast"}),
+        ("dis", {"preset": "medium"}),
+        ("farneback", {}),
+        ("deepflow", {}),
+        ("tvl1", {}),
+    ),
+    slow_flow_methods=("deepflow", "tvl1"),
+    inference=(
+        ("lite0", 16, SMALL, 1),
+        ("lite0", 16, SMALL, 8),
+        ("lite0", 8, SMALL, 1),
+        ("lite0", 16, LARGE, 1),
+        ("lite0", 8, LARGE, 1),
+        ("resnet101", 8, SMALL, 1),
+    ),
+    joint_size=SMALL,
+    joint_frames=8,
+    training=(("lite0", 128, 8), ("lite0", 256, 8)),
+    matmul_n=2048,
+    wait_policy_probe=True,
+)
+QUICK = Plan(
+    repeats=1,
+    slow_repeats=1,
+    flow_sizes=((120, 214),),
+    flow_methods=(("dis", {"preset": "medium"}), ("farneback", {})),
+    slow_flow_methods=(),
+    inference=(("lite0", 16, (96, 160), 1),),
+    joint_size=(96, 160),
+    joint_frames=2,
+    training=(("lite0", 64, 2),),
+    matmul_n=512,
+    wait_policy_probe=False,
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing and bookkeeping
+
+
+def machine_name() -> str:
+    """A file-name slug of the CPU model and core count, e.g. `intel-xeon-processor-2c`."""
+    model = re.sub(r"\((r|tm)\)", "", str(hardware()["processor"]).lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown-cpu"
+    return f"{slug}-{os.cpu_count()}c"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages (runnable processes; this machine has os.cpu_count() cores)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, Any]:
+    """Median wall seconds of `fn()` over `repeats` calls after `warmup` calls, with the load averages."""
+    for _ in range(warmup):
+        fn()
+    load_start = load_average()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return {
+        "seconds": statistics.median(seconds),
+        "seconds_all": [round(s, 6) for s in seconds],
+        "repeats": repeats,
+        "load_start": load_start,
+        "load_end": load_average(),
+    }
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """Floating-point operations of the matrix products and convolutions `fn()` runs (2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def autocast(dtype: str) -> Any:
+    """bf16 autocast on the CPU for "bf16", a no-op context for "fp32"."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+
+def prepare_model(model: nn.Module, dtype: str) -> nn.Module:
+    """The model in eval mode, channels_last for bf16 (oneDNN's fast layout for bf16 convolutions),
+    contiguous for fp32 (set both ways: a model may be reused across settings)."""
+    layout = torch.channels_last if dtype == "bf16" else torch.contiguous_format
+    return model.eval().to(memory_format=layout)
+
+
+def random_input(batch: int, size: Size, dtype: str) -> torch.Tensor:
+    """A (batch, 3, H, W) input in [0, 1], channels_last for bf16."""
+    x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0))
+    return x.contiguous(memory_format=torch.channels_last) if dtype == "bf16" else x
+
+
+# ----------------------------------------------------------------------------------------------
+# Frames: a real DAVIS video where available, else a synthetic textured sequence
+
+
+def synthetic_frames(
+    n: int, size: Size = LARGE, shift: tuple[int, int] = (3, 2), seed: int = 0
+) -> list[np.ndarray]:
+    """`n` RGB frames: a smooth random colour texture translated by `shift` (dx, dy) pixels per frame."""
+    height, width = size
+    margin = 8 + n * max(abs(shift[0]), abs(shift[1]))
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height + 2 * margin, width + 2 * margin, 3)).astype(np.float32)
+    texture = cv2.GaussianBlur(noise, (0, 0), 3)
+    texture = (255 * (texture - texture.min()) / np.ptp(texture)).astype(np.uint8)
+    frames = []
+    for k in range(n):
+        y, x = margin - k * shift[1], margin - k * shift[0]
+        frames.append(np.ascontiguousarray(texture[y : y + height, x : x + width]))
+    return frames
+
+
+def davis_frame_paths(n: int) -> tuple[str, list[Path]] | None:
+    """The first `n` 480p frames of the first DAVIS video with that many, or None without DAVIS."""
+    root = data_root(required=False)
+    if root is None:
+        return None
+    videos = root / "DAVIS" / "JPEGImages" / "480p"
+    if not videos.is_dir():
+        return None
+    for folder in sorted(p for p in videos.iterdir() if p.is_dir()):
+        paths = sorted(folder.glob("*.jpg"))[:n]
+        if len(paths) == n:
+            return f"DAVIS 480p {folder.name} frames {paths[0].stem}..{paths[-1].stem}", paths
+    return None
+
+
+@contextmanager
+def frame_files(n: int) -> Iterator[tuple[str, list[Path]]]:
+    """JPEG files of `n` consecutive frames (DAVIS if available, else synthetic ones in a temporary folder)."""
+    found = davis_frame_paths(n)
+    if found is not None:
+        yield found
+        return
+    with tempfile.TemporaryDirectory(prefix="fusionseg-bench-") as tmp:
+        paths = [Path(tmp) / f"{k:05d}.jpg" for k in range(n)]
+        for path, frame in zip(paths, synthetic_frames(n), strict=True):
+            write_jpeg(path, frame, quality=95)
+        yield "synthetic textured frames (smooth noise shifted by (3, 2) px per frame)", paths
+
+
+def resized(frame: np.ndarray, size: Size) -> np.ndarray:
+    """`frame` at (H, W) = `size` (area interpolation when shrinking, as the library resizes)."""
+    if frame.shape[:2] == tuple(size):
+        return frame
+    shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
+    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurements
+
+
+def measure_peak(n: int, repeats: int) -> list[dict[str, Any]]:
+    """GFLOP/s of an n x n x n matrix product in fp32 and bf16 (2 n^3 operations): the median
+    (`gflops`) and the fastest repeat (`gflops_best`, the ceiling the networks are compared with)."""
+    rows = []
+    for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(n, n, generator=generator).to(torch_dtype)
+        b = torch.randn(n, n, generator=generator).to(torch_dtype)
+        timing = time_call(lambda a=a, b=b: torch.mm(a, b), max(repeats, 3))
+        flops = 2 * n**3
+        rows.append(
+            {
+                "dtype": dtype,
+                "n": n,
+                "gflops": flops / timing["seconds"] / 1e9,
+                "gflops_best": flops / min(timing["seconds_all"]) / 1e9,
+                **timing,
+            }
+        )
+    return rows
+
+
+def measure_flow(frames: list[np.ndarray], plan: Plan) -> list[dict[str, Any]]:
+    """Frames/s of each flow method at each size (slow methods at the first size, fewer repeats)."""
+    from fusionseg.flow import compute_flow
+
+    rows = []
+    for size in plan.flow_sizes:
+        a, b = resized(frames[0], size), resized(frames[1], size)
+        for method, params in plan.flow_methods:
+            slow = method in plan.slow_flow_methods
+            if slow and size != plan.flow_sizes[0]:
+                continue
+            repeats = plan.slow_repeats if slow else plan.repeats
+            timing = time_call(lambda m=method, p=params, a=a, b=b: compute_flow(a, b, m, **p), repeats)
+            label = method if method != "dis" else f"dis-{params['preset']}"
+            rows.append(
+                {"method": label, "height": size[0], "width": size[1], "fps": 1 / timing["seconds"], **timing}
+            )
+    return rows
+
+
+class Models:
+    """Stream networks built once per (backbone, output stride) and handed out as copies.
+
+    Lite0 carries its ImageNet weights; ResNet-101 is random (its weights do not change its speed,
+    and the release's may not be on this machine).
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, int], nn.Module] = {}
+
+    @staticmethod
+    def weights(backbone: str) -> str:
+        return "ImageNet" if backbone == "lite0" else "random"
+
+    def get(self, backbone: str, output_stride: int) -> nn.Module:
+        """A fresh copy of the stream (so that training or layout changes never leak into other measurements)."""
+        from fusionseg.models import build_stream
+
+        key = (backbone, output_stride)
+        if key not in self._built:
+            self._built[key] = build_stream(backbone, output_stride, pretrained=backbone == "lite0")
+        return copy.deepcopy(self._built[key])
+
+
+def measure_stream(
+    model: nn.Module, size: Size, batch: int, dtype: str, repeats: int, peak: dict[str, float]
+) -> dict[str, Any]:
+    """Frames/s, FLOPs and achieved GFLOP/s of one stream's forward pass."""
+    model = prepare_model(model, dtype)
+    x = random_input(batch, size, dtype)
+
+    def forward() -> torch.Tensor:
+        with torch.inference_mode(), autocast(dtype):
+            return model(x)
+
+    flops = count_flops(forward) / batch
+    timing = time_call(forward, repeats)
+    achieved = flops * batch / timing["seconds"] / 1e9
+    return {
+        "fps": batch / timing["seconds"],
+        "gflop_per_frame": flops / 1e9,
+        "achieved_gflops": achieved,
+        "peak_gflops": peak[dtype],
+        "fraction_of_peak": achieved / peak[dtype],
+        **timing,
+    }
+
+
+def measure_inference(plan: Plan, models: Models, peak: dict[str, float], bar: tqdm) -> list[dict[str, Any]]:
+    """One row per (backbone, output stride, size, batch, dtype) of `plan.inference`."""
+    rows = []
+    for backbone, stride, size, batch in plan.inference:
+        model = models.get(backbone, stride)
+        repeats = plan.slow_repeats if backbone == "resnet101" else plan.repeats
+        for dtype in plan.dtypes:
+            bar.set_postfix_str(f"{backbone} OS{stride} {size[1]}x{size[0]} b{batch} {dtype}")
+            row = measure_stream(model, size, batch, dtype, repeats, peak)
+            rows.append(
+                {
+                    "backbone": backbone,
+                    "output_stride": stride,
+                    "weights": Models.weights(backbone),
+                    "height": size[0],
+                    "width": size[1],
+                    "batch": batch,
+                    "dtype": dtype,
+                    **row,
+                }
+            )
+    return rows
+
+
+def measure_threads(plan: Plan, models: Models, peak: dict[str, float], bar: tqdm) -> list[dict[str, Any]]:
+    """Lite0 (OS 16, batch 1, joint size) frames/s with 1 thread and with every core, per dtype:
+    shows what a second thread buys (little or nothing when other processes hold the cores)."""
+    rows = []
+    before = torch.get_num_threads()
+    try:
+        for threads in sorted({1, os.cpu_count() or 1}):
+            torch.set_num_threads(threads)
+            for dtype in plan.dtypes:
+                bar.set_postfix_str(f"threads {threads} {dtype}")
+                row = measure_stream(models.get("lite0", 16), plan.joint_size, 1, dtype, plan.repeats, peak)
+                rows.append(
+                    {
+                        "threads": threads,
+                        "height": plan.joint_size[0],
+                        "width": plan.joint_size[1],
+                        "dtype": dtype,
+                        **row,
+                    }
+                )
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+def stream_fps(size: Size, threads: int, repeats: int) -> float:
+    """Frames/s of a random-weight Lite0 stream (OS 16, fp32, batch 1) with `threads` threads."""
+    from fusionseg.models import build_stream
+
+    torch.set_num_threads(threads)
+    model = build_stream("lite0", 16, pretrained=False).eval()
+    x = random_input(1, size, "fp32")
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return 1 / time_call(forward, repeats)["seconds"]
+
+
+def measure_wait_policy(plan: Plan, bar: tqdm) -> list[dict[str, Any]]:
+    """`stream_fps` with every core in fresh processes, with OpenMP's default waiting (threads spin
+    before they sleep) and with OMP_WAIT_POLICY=passive: on a busy machine spinning threads take
+    the cores that the working ones need. (The policy is read once, when a process starts OpenMP.)"""
+    if not plan.wait_policy_probe:
+        return []
+    rows = []
+    threads = os.cpu_count() or 1
+    for policy in ("default", "passive"):
+        bar.set_postfix_str(f"OMP wait policy {policy}")
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if policy != "default":
+            env["OMP_WAIT_POLICY"] = policy
+        code = (
+            "from fusionseg.bench import stream_fps; "
+            f"print(stream_fps({tuple(plan.joint_size)}, {threads}, {plan.repeats}))"
+        )
+        load_start = load_average()
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the wait-policy probe failed:\n{done.stderr[-2000:]}")
+        fps = float(done.stdout.strip().splitlines()[-1])
+        rows.append(
+            {
+                "omp_wait_policy": policy,
+                "threads": threads,
+                "height": plan.joint_size[0],
+                "width": plan.joint_size[1],
+                "dtype": "fp32",
+                "fps": fps,
+                "load_start": load_start,
+                "load_end": load_average(),
+            }
+        )
+    return rows
+
+
+def build_joint(models: Models, dtype: str) -> nn.Module:
+    """Two ImageNet-initialised Lite0 streams (OS 16) and the release's fusion, as one JointModel."""
+    from fusionseg.infer import JointModel
+    from fusionseg.models import ReleaseFusion
+
+    joint = JointModel(models.get("lite0", 16), models.get("lite0", 16), ReleaseFusion())
+    return prepare_model(joint, dtype)
+
+
+def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) -> dict[str, float]:
+    """Seconds spent in each stage while segmenting the frames in `paths` one at a time."""
+    from fusionseg.flow import compute_flow, flow_pairs, flow_to_color
+    from fusionseg.train import to_input
+
+    stages = dict.fromkeys(
+        ("decode", "flow", "flow_image", "to_tensor", "appearance", "motion", "fusion"), 0.0
+    )
+
+    def timed(stage: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        value = fn()
+        stages[stage] += time.perf_counter() - start
+        return value
+
+    frames = [timed("decode", lambda p=p: resized(read_rgb(p), size)) for p in paths]
+    channels_last = dtype == "bf16"
+    for i, j in flow_pairs(len(frames)):
+        flow = timed("flow", lambda i=i, j=j: compute_flow(frames[i], frames[j], "dis"))
+        image = timed("flow_image", lambda flow=flow: flow_to_color(flow))
+        rgb, mot = timed(
+            "to_tensor",
+            lambda i=i, image=image: [
+                to_input(torch.from_numpy(a[None]), channels_last) for a in (frames[i], image)
+            ],
+        )
+        with torch.inference_mode(), autocast(dtype):
+            app_logits = timed("appearance", lambda rgb=rgb: joint.appearance(rgb))
+            mot_logits = timed("motion", lambda mot=mot: joint.motion(mot))
+            timed(
+                "fusion",
+                lambda a=app_logits, m=mot_logits: (
+                    joint.fusion(a.float(), m.float()).softmax(1)[0, 1] > 0.5
+                ).numpy(),
+            )
+    return stages
+
+
+def measure_joint_stages(
+    joint: nn.Module, paths: list[Path], size: Size, dtype: str, repeats: int
+) -> dict[str, Any]:
+    """Per-stage ms/frame (median over repeats) of the frame-by-frame joint pipeline and its frames/s."""
+    joint_stages(joint, paths[:2], size, dtype)  # warm-up
+    load_start = load_average()
+    runs = [joint_stages(joint, paths, size, dtype) for _ in range(repeats)]
+    per_frame = {
+        stage: 1000 * statistics.median(run[stage] for run in runs) / len(paths) for stage in runs[0]
+    }
+    total = sum(per_frame.values())
+    return {
+        "stage_ms_per_frame": per_frame,
+        "total_ms_per_frame": total,
+        "fps": 1000 / total,
+        "repeats": repeats,
+        "load_start": load_start,
+        "load_end": load_average(),
+    }
+
+
+def measure_joint_library(
+    joint: nn.Module, paths: list[Path], size: Size, dtype: str, repeats: int
+) -> dict[str, Any]:
+    """Frames/s of the library's own path: decode, `flow_images_of`, `predict_video` (batch 8)."""
+    from fusionseg.infer import flow_images_of, predict_video
+
+    def run() -> None:
+        frames = [resized(read_rgb(p), size) for p in paths]
+        flows = flow_images_of(frames, "dis")
+        predict_video(joint, frames, batch_size=8, flow_images=flows, precision=dtype)
+
+    timing = time_call(run, repeats)
+    return {"fps": len(paths) / timing["seconds"], "batch_size": 8, **timing}
+
+
+def measure_joint(
+    plan: Plan, models: Models, paths: list[Path], peak: dict[str, float], bar: tqdm
+) -> list[dict[str, Any]]:
+    """The joint pipeline per dtype: per-stage breakdown, library path, and FLOPs of the networks."""
+    rows = []
+    size = plan.joint_size
+    for dtype in plan.dtypes:
+        bar.set_postfix_str(f"joint {size[1]}x{size[0]} {dtype}")
+        joint = build_joint(models, dtype)
+        x = random_input(1, size, dtype)
+        with torch.inference_mode(), autocast(dtype):
+            flops = count_flops(lambda joint=joint, x=x: joint(x, x))
+        stages = measure_joint_stages(joint, paths, size, dtype, plan.repeats)
+        # the library path as a user gets it: load_model's weights are not channels_last
+        library = measure_joint_library(
+            joint.to(memory_format=torch.contiguous_format), paths, size, dtype, plan.repeats
+        )
+        network_s = sum(stages["stage_ms_per_frame"][s] for s in ("appearance", "motion", "fusion")) / 1000
+        rows.append(
+            {
+                "height": size[0],
+                "width": size[1],
+                "dtype": dtype,
+                "flow_method": "dis-medium",
+                "fusion": "ReleaseFusion",
+                "frames": len(paths),
+                "gflop_per_frame": flops / 1e9,
+                "network_achieved_gflops": flops / network_s / 1e9,
+                "peak_gflops": peak[dtype],
+                "target_fps": JOINT_TARGET_FPS,
+                "per_frame": stages,
+                "library_path": library,
+            }
+        )
+    return rows
+
+
+def training_step(model: nn.Module, x: torch.Tensor, dtype: str) -> Callable[[], None]:
+    """One SGD step (forward, loss, backward, update) on a fixed batch, as `train_stream` steps."""
+    from fusionseg.train import TrainConfig, make_optimizer, segmentation_loss
+
+    optimizer = make_optimizer(model, TrainConfig())
+    y = torch.randint(0, 2, (x.shape[0], *x.shape[-2:]), generator=torch.Generator().manual_seed(0))
+
+    def step() -> None:
+        with autocast(dtype):
+            logits = model(x)
+        loss = segmentation_loss(logits, y, y.numel())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def measure_training(plan: Plan, models: Models, peak: dict[str, float], bar: tqdm) -> list[dict[str, Any]]:
+    """Training images/s (no data loading) per (backbone, crop, batch) and dtype.
+
+    FLOPs per step are counted as 3 x the forward pass (the backward pass costs about twice the
+    forward): FlopCounterMode's formula for the backward pass of grouped convolutions counts the
+    weight gradient `groups` times over (torch 2.x), which would inflate Lite0's depthwise layers ~40x.
+    """
+    rows = []
+    for backbone, crop, batch in plan.training:
+        for dtype in plan.dtypes:
+            bar.set_postfix_str(f"train {backbone} {crop}px b{batch} {dtype}")
+            model = prepare_model(models.get(backbone, 16), dtype)
+            x = random_input(batch, (crop, crop), dtype)
+            with torch.no_grad(), autocast(dtype):
+                flops = 3 * count_flops(lambda model=model, x=x: model(x))
+            model.train()
+            timing = time_call(training_step(model, x, dtype), plan.slow_repeats)
+            achieved = flops / timing["seconds"] / 1e9
+            rows.append(
+                {
+                    "backbone": backbone,
+                    "output_stride": 16,
+                    "weights": Models.weights(backbone),
+                    "crop_size": crop,
+                    "batch": batch,
+                    "dtype": dtype,
+                    "images_per_s": batch / timing["seconds"],
+                    "gflop_per_image": flops / batch / 1e9,
+                    "flop_rule": "3 x forward",
+                    "achieved_gflops": achieved,
+                    "fraction_of_peak": achieved / peak[dtype],
+                    **timing,
+                }
+            )
+    return rows
+
+
+def book_timings(root: Path | None = None) -> dict[str, Any]:
+    """Per profile: the book's total and per-notebook wall time and peak memory (from book.json)."""
+    root = results_root() if root is None else root
+    found = {}
+    for path in sorted(root.glob("*/provenance/book.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable book provenance record ({exc})") from exc
+        found[path.parts[-3]] = {
+            "wall_time_s": record.get("wall_time_s"),
+            "peak_memory_mb": record.get("peak_memory_mb"),
+            "finished_at": record.get("finished_at"),
+            "notebooks": record.get("notebooks", {}),
+        }
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# The record
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
+
+
+def machine_record() -> dict[str, Any]:
+    """What the numbers were measured on, including the threading environment: on a busy machine
+    OpenMP's default busy-waiting (OMP_WAIT_POLICY unset = active) slows multi-threaded torch badly."""
+    from fusionseg.train import cpu_supports_bf16
+
+    return {
+        "name": machine_name(),
+        **hardware(),
+        "opencv_threads": cv2.getNumThreads(),
+        "bf16_native": cpu_supports_bf16(),
+        "environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "libraries": library_versions(),
+    }
+
+
+def run_benchmark(plan: Plan, threads: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run every measurement of `plan` (with `threads` torch threads, restored afterwards) and
+    return the record (see the module docstring)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _measure_all(plan, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measure_all(plan: Plan, progress: bool) -> dict[str, Any]:
+    started, load_start = time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average()
+    bar = tqdm(total=7, desc="bench", disable=not progress, dynamic_ncols=True)
+    with frame_files(max(plan.joint_frames, 2)) as (source, paths):
+        record: dict[str, Any] = {"format": FORMAT, "quick": plan is QUICK, "machine": machine_record()}
+        record["frames"] = source
+        bar.set_postfix_str("peak matmul")
+        record["peak"] = measure_peak(plan.matmul_n, plan.repeats)
+        peak = {row["dtype"]: row["gflops_best"] for row in record["peak"]}
+        bar.update()
+        bar.set_postfix_str("flow")
+        record["flow"] = measure_flow([read_rgb(p) for p in paths[:2]], plan)
+        bar.update()
+        models = Models()
+        record["inference"] = measure_inference(plan, models, peak, bar)
+        bar.update()
+        record["threads"] = measure_threads(plan, models, peak, bar)
+        record["wait_policy"] = measure_wait_policy(plan, bar)
+        bar.update()
+        record["joint"] = measure_joint(plan, models, paths, peak, bar)
+        bar.update()
+        record["training"] = measure_training(plan, models, peak, bar)
+        bar.update()
+        record["book"] = book_timings()
+        bar.update()
+    bar.close()
+    record.update(started_at=started, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    record.update(load_start=load_start, load_end=load_average())
+    return record
+
+
+def default_output() -> Path:
+    return results_root() / "bench" / f"{machine_name()}.json"
+
+
+def latest_record(folder: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest full record in `folder` (default `results/bench/`) by its finish time, or None.
+
+    Quick records (from tests) are passed over when a full one exists.
+    """
+    folder = results_root() / "bench" if folder is None else Path(folder)
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable benchmark record ({exc})") from exc
+        if record.get("format") == FORMAT:
+            records.append((not record.get("quick", False), record.get("finished_at", ""), path, record))
+    if not records:
+        return None
+    *_, path, record = max(records, key=lambda item: item[:2])
+    return path, record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A few lines for the terminal: the joint pipeline against its target, and the peak."""
+    lines = ["peak: " + ", ".join(f"{r['dtype']} {r['gflops_best']:.0f} GFLOP/s" for r in record["peak"])]
+    for row in record["joint"]:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in row["per_frame"]["stage_ms_per_frame"].items())
+        lines.append(
+            f"joint {row['width']}x{row['height']} {row['dtype']}: {row['per_frame']['fps']:.1f} frames/s "
+            f"frame by frame ({stages} ms), {row['library_path']['fps']:.1f} frames/s via predict_video "
+            f"(target {row['target_fps']:.0f})"
+        )
+    lines.append(f"load average {record['load_start']} at start, {record['load_end']} at end")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick", action="store_true", help="a reduced set in well under a minute (for tests)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON record (default results/bench/<machine>.json)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    record = run_benchmark(QUICK if args.quick else FULL, args.threads)
+    out = args.out or default_output()
+    write_json(out, record)
+    print(summary(record))
+    print(f"record: {out}")
+    return 0
