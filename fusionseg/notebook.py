@@ -1,74 +1,44 @@
-"""Helpers the book's notebooks share: the ledger's tables beside the paper's, and honest notices.
+"""Helpers the book's notebooks share: the ledger's tables beside the paper's, the committed real-data
+results, small figures of the pipeline's outputs, and honest notices.
 
-The notebooks tell the story; what two of them need lives here. Table notebooks call
-`comparison(TABLE1)` to show the paper's numbers beside every profile found in `results/`
-(so the committed real-data numbers appear even when the reader's own run is `mini`), and
-call `not_yet(...)` where a library piece they need is not implemented yet, instead of
-showing numbers that no code produced.
+The notebooks tell the story and call the pipeline (`fusionseg.pipeline`) stage they present; what
+several of them need lives here. Table notebooks call `comparison(TABLE1)` to show the paper's
+numbers beside every profile found in `results/` (so the committed real-data numbers appear even
+when the reader's own run is `mini`), and `absent(...)` where a profile genuinely lacks something
+(e.g. a benchmark), instead of showing numbers that no code produced.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fusionseg import paper_numbers
-from fusionseg.io import DataError
 from fusionseg.profiles import PROFILES, Profile
 from fusionseg.results import results_root
 
-# The library modules the book calls, with what each provides (for the status tables).
-LIBRARY_MODULES: dict[str, str] = {
-    "fusionseg.data": "dataset readers (DAVIS, SegTrack-v2, YouTube-Objects, ImageNet VID, DUTS, VOC)",
-    "fusionseg.data.synthetic": "the synthetic world (the smoke and mini profiles' data)",
-    "fusionseg.metrics": "J, F and their sequence statistics (DAVIS 2016 definitions)",
-    "fusionseg.evaluate": "benchmark scoring (score_videos, summarize)",
-    "fusionseg.flow": "optical flow and Middlebury flow images",
-    "fusionseg.baselines": "Flow-Th and Flow-Sal",
-    "fusionseg.models": "appearance / motion streams and the two fusion designs",
-    "fusionseg.train": "stream and fusion training",
-    "fusionseg.infer": "video segmentation with trained weights",
-    "fusionseg.pseudo_labels": "Sec. 3.2 pseudo-label bootstrapping",
-}
+REAL_LITE = "real-lite"  # the committed real-data run (DAVIS 2016 + DUTS)
 
 
-def has(module: str, *attributes: str) -> bool:
-    """Whether `module` can be imported and defines every name in `attributes`."""
-    try:
-        if importlib.util.find_spec(module) is None:
-            return False
-        loaded = importlib.import_module(module)
-    except ImportError:
-        return False
-    return all(hasattr(loaded, name) for name in attributes)
-
-
-def library_status(modules: Iterable[str] = LIBRARY_MODULES) -> pd.DataFrame:
-    """One row per library module the book uses: whether this checkout has it yet."""
-    rows = [
-        {"module": name, "provides": LIBRARY_MODULES.get(name, ""), "available": has(name)}
-        for name in modules
-    ]
-    return pd.DataFrame.from_records(rows)
-
-
-def not_yet(what: str, needs: Iterable[str]) -> None:
-    """Show a notice that `what` cannot run yet, and what it is waiting for (library pieces, data)."""
+def absent(what: str, why: str) -> None:
+    """Show a notice that `what` is not shown for this profile, and why (no numbers are invented)."""
     from IPython.display import Markdown, display
 
-    missing = ", ".join(f"`{name}`" for name in needs)
     display(
         Markdown(
-            f":::{{admonition}} Not yet implemented\n:class: warning\n{what} is not implemented in the book "
-            f"yet: it needs {missing}. This cell shows no numbers rather than invented ones.\n:::"
+            f":::{{admonition}} Not available here\n:class: note\n{what}: {why}. "
+            "This cell shows no numbers rather than invented ones.\n:::"
         )
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The results ledger
 
 
 def ledger_labels(table: str | None = None) -> list[str]:
@@ -92,6 +62,12 @@ def ledger_table(name: str) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["method", "column", "value", "source"])
     return pd.concat(frames, ignore_index=True)
+
+
+def result_table(label: str, name: str) -> pd.DataFrame | None:
+    """`results/<label>/<name>.csv`, or None when that run did not write it."""
+    path = results_root() / label / f"{name}.csv"
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def comparison(name: str, index: str = "method") -> pd.DataFrame:
@@ -143,12 +119,203 @@ def comparison_figure(name: str, title: str = "") -> Any:
     return fig
 
 
-def data_root_or_none(profile: Profile) -> Path | None:
-    """The profile's data folder, or None when it reads real data and FUSIONSEG_DATA is not set."""
-    try:
-        return profile.resolve_data_root()
-    except DataError:
+def for_display(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """`table` rounded, with "–" where a source has no number (as text, so pandas keeps the dtype rules)."""
+    rounded = table.round(decimals)
+    return rounded.astype(object).where(rounded.notna(), "–")
+
+
+def detail_tables(name: str) -> pd.DataFrame:
+    """Every profile's `<name>_detail.csv` (J and F statistics, fractions) in percent, one row per
+    (source, method)."""
+    table = ledger_table(f"{name}_detail")
+    if table.empty:
+        return table
+    scores = [c for c in table.columns if c[:2] in ("J_", "F_")]
+    table[scores] = 100 * table[scores]
+    return table.set_index(["source", "method"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The committed real-data results that are not in the ledger format
+
+FLOW_VARIANT_COLUMNS = [
+    "source",
+    "baseline",
+    "camera_compensation",
+    "flow",
+    "saliency",
+    "split",
+    "n_sequences",
+]
+
+
+def real_flow_baselines(label: str = REAL_LITE) -> pd.DataFrame | None:
+    """`results/<label>/table1_flow_baselines.csv` (one row per baseline x variant x flow method x
+    split, J/F as fractions; the paper's two rows included) with J and F in percent; None if absent."""
+    table = result_table(label, "table1_flow_baselines")
+    if table is None:
         return None
+    missing = sorted(set(FLOW_VARIANT_COLUMNS) - set(table.columns))
+    if missing:
+        from fusionseg.io import DataError
+
+        raise DataError(f"{results_root() / label / 'table1_flow_baselines.csv'}: missing columns {missing}")
+    scores = [c for c in table.columns if c[:2] in ("J_", "F_")]
+    table[scores] = 100 * table[scores]
+    table["baseline"] = (
+        table["baseline"].map({"flow-th": "Flow-Th", "flow-sal": "Flow-Sal"}).fillna(table["baseline"])
+    )
+    return table.set_index(FLOW_VARIANT_COLUMNS)
+
+
+def stacked_results(name: str) -> pd.DataFrame | None:
+    """Every profile's `<name>.csv` (any columns) stacked with a leading `source` column; None if none."""
+    table = ledger_table(name)
+    if table.empty:
+        return None
+    return table[["source", *[c for c in table.columns if c != "source"]]]
+
+
+# ------------------------------------------------------------------------------------------------
+# Pipeline outputs as figures and small tables
+
+
+def stage_summary(result: Any, prefix: str = "") -> pd.DataFrame:
+    """One `pipeline.StageResult` as a one-row table: status, time it took, and its facts (those whose
+    name starts with `prefix`, e.g. "davis:" for the evaluate stage's scores on DAVIS)."""
+    info = {
+        key: round(value, 4) if isinstance(value, float) else value
+        for key, value in result.info.items()
+        if key.startswith(prefix)
+    }
+    row = {"stage": result.stage, "status": result.status, "compute_time_s": round(result.compute_time_s, 1)}
+    return pd.DataFrame([row | info]).set_index("stage")
+
+
+def image_grid(rows: Sequence[Sequence[tuple[str, np.ndarray | None]]], size: float = 2.0) -> Any:
+    """A figure with one row per sequence of (title, image) panels; boolean images are drawn grey,
+    None leaves the panel blank but for its title."""
+    import matplotlib.pyplot as plt
+
+    n_cols = max(len(row) for row in rows)
+    fig, axes = plt.subplots(
+        len(rows), n_cols, figsize=(size * n_cols, size * 0.8 * len(rows)), squeeze=False
+    )
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c >= len(row):
+                continue
+            title, image = row[c]
+            ax.set_title(title, fontsize=8)
+            if image is not None and image.ndim == 2:
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+            elif image is not None:
+                ax.imshow(image)
+    fig.tight_layout()
+    return fig
+
+
+def draw_boxes(
+    image: np.ndarray, boxes: Sequence[Any], color: tuple[int, int, int] = (255, 220, 0)
+) -> np.ndarray:
+    """A copy of `image` with each box's outline drawn (2 px)."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    for box in boxes:
+        cv2.rectangle(out, (int(box.x0), int(box.y0)), (int(box.x1) - 1, int(box.y1) - 1), color, 2)
+    return out
+
+
+def middle_annotated(video: Any) -> int:
+    """The annotated frame in the middle of a video (every frame when none is annotated)."""
+    indices = video.annotated_indices or list(range(len(video)))
+    return indices[len(indices) // 2]
+
+
+def stream_masks(weights: Path, images: Sequence[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
+    """A trained stream's boolean masks on `images` (frames for appearance, flow images for motion)."""
+    from fusionseg.infer import load_stream, masks_from, predict_video
+
+    model = load_stream(weights).to(device)
+    return masks_from(predict_video(model, images))
+
+
+QUALITATIVE_METHODS = ("Ours-A", "Ours-M", "Ours-Joint", "Ours-Joint (release)")
+
+
+def qualitative_rows(profile: Profile, dataset: str, split: str | None, n_videos: int = 3) -> list[list]:
+    """Figure 4 rows for `n_videos` evenly spread videos of a benchmark: frame, flow image, the masks the
+    evaluate stage wrote for each of QUALITATIVE_METHODS, and the ground truth (middle annotated frame)."""
+    from fusionseg import pipeline
+    from fusionseg.io import read_gray, read_rgb
+
+    videos = pipeline.load_role_videos(profile, dataset, split)
+    picks = sorted({round(i) for i in np.linspace(0, len(videos) - 1, min(n_videos, len(videos)))})
+    cache = pipeline.flow_cache(profile)
+    rows = []
+    for video in (videos[i] for i in picks):
+        index = middle_annotated(video)
+        frame = video.frames[index]
+        row = [(f"{video.name}/{frame.name}", video.image(index))]
+        row.append(("flow image", read_rgb(cache.flow_images(video, profile.flow_method)[index])))
+        for method in QUALITATIVE_METHODS:
+            path = pipeline.mask_folder(profile, dataset, method) / video.name / f"{frame.name}.png"
+            row.append((method, read_gray(path) > 0))
+        row.append(("ground truth", video.mask(index)))
+        rows.append(row)
+    return rows
+
+
+def pseudo_label_figure(profile: Profile, seed: int = 0) -> Any | None:
+    """The paper's Fig. 3 for this profile's pseudo-label stage (`fusionseg.pseudo_labels.plot_examples`
+    on a few frames per outcome); None when the stage checked no box."""
+    from fusionseg import pipeline
+    from fusionseg.pseudo_labels import (
+        PseudoLabelConfig,
+        pick_examples,
+        plot_examples,
+        read_records,
+        weak_videos,
+    )
+
+    out = pipeline.stage_dir(profile, "pseudo_labels") / "set"
+    tables = [read_records(path) for path in sorted((out / "records").glob("*.csv"))]
+    records = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    config = PseudoLabelConfig()
+    examples = pick_examples(records, config, seed=seed) if len(records) else records
+    if not len(examples):
+        return None
+    source, split = pipeline.plan_of(profile).weak
+    videos = weak_videos(
+        source, pipeline.dataset_folder(profile, source), split, max_videos=profile.max_videos
+    )
+    return plot_examples(examples, records, out, videos, pipeline.flow_image_arrays(profile), config)
+
+
+# ------------------------------------------------------------------------------------------------
+# Provenance and timings
+
+
+def stage_timings(profile: Profile) -> pd.DataFrame:
+    """Per pipeline stage of `profile`: whether it is complete and how long computing it took (its stamp)."""
+    from fusionseg import pipeline
+
+    rows = []
+    for stage in pipeline.STAGES:
+        stamp = pipeline.read_stamp(profile, stage) or {}
+        rows.append(
+            {
+                "stage": stage,
+                "complete": bool(stamp.get("complete")),
+                "compute_time_s": round(stamp["wall_time_s"], 1) if "wall_time_s" in stamp else None,
+                "key": stamp.get("key"),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def provenance_table() -> pd.DataFrame:
@@ -180,59 +347,3 @@ def book_timings(label: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["notebook", "status", "wall_time_s", "peak_memory_mb"])
     notebooks = json.loads(path.read_text()).get("notebooks", {})
     return pd.DataFrame.from_records([{"notebook": name, **entry} for name, entry in notebooks.items()])
-
-
-# ------------------------------------------------------------------------------------------------
-# The profile's data and the flow baselines (Tables 1-3 share them)
-
-BASELINES = {"flow-th": "Flow-Th", "flow-sal": "Flow-Sal"}
-
-
-def prepare_data(profile: Profile) -> Path | None:
-    """The profile's data folder, generating the synthetic world first when the profile uses it
-    (reused when already there). None when real data is asked for and FUSIONSEG_DATA is not set."""
-    root = data_root_or_none(profile)
-    if root is not None and profile.data == "synthetic":
-        from fusionseg.data import synthetic
-
-        synthetic.generate(profile.name, profile.seed, root)
-    return root
-
-
-def benchmark_videos(profile: Profile, dataset: str, split: str | None = None) -> list | None:
-    """The videos of a benchmark ("davis", "youtube_objects", "segtrack") for this profile, capped at
-    `profile.max_videos`; None when this profile has no copy of it."""
-    from fusionseg.data import DEFAULT_FOLDERS, load_videos
-
-    root = prepare_data(profile)
-    if root is None:
-        return None
-    if profile.data == "synthetic":
-        from fusionseg.data import synthetic
-
-        folder = synthetic.SynthManifest.load(root).dataset_root(dataset)
-    else:
-        folder = root / DEFAULT_FOLDERS[dataset]
-    if not folder.is_dir():
-        return None
-    videos = load_videos(dataset, folder, split)
-    return videos if profile.max_videos is None else videos[: profile.max_videos]
-
-
-def flow_baseline_rows(profile: Profile, dataset: str, videos: list) -> pd.DataFrame:
-    """Flow-Th and Flow-Sal on `videos`, scored by the benchmark's convention, as ledger rows
-    (method, column, value in percent): per category and "Avg. IoU" for YouTube-Objects, else "Avg. IoU"."""
-    from fusionseg.baselines import run_baseline
-    from fusionseg.evaluate import category_table
-
-    rows = []
-    for baseline, method in BASELINES.items():
-        out_dir = profile.work_dir() / "baselines" / dataset / baseline
-        per_sequence = run_baseline(videos, dataset, out_dir, baseline, method=profile.flow_method)
-        if dataset == "youtube_objects":
-            for _, row in category_table(per_sequence).iterrows():
-                column = paper_numbers.AVG if row["category"] == "Avg." else row["category"]
-                rows.append((method, column, 100 * row["J_mean"]))
-        else:
-            rows.append((method, paper_numbers.AVG, 100 * per_sequence["J_mean"].mean()))
-    return pd.DataFrame(rows, columns=["method", "column", "value"])

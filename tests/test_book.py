@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from fusionseg import book, notebook, paper_numbers, profiles
+from fusionseg.io import DataError
 
 EXPECTED_CHAPTERS = [
     "00_introduction",
@@ -176,6 +177,61 @@ def test_comparison_puts_every_ledger_profile_beside_the_paper(results_tmp):
     assert table.loc["BVS", ("human in loop?", "")] == "yes"
 
 
+FLOW_BASELINES_CSV = """\
+source,baseline,camera_compensation,flow,saliency,split,n_sequences,J_mean,J_recall,J_decay,F_mean,F_recall,F_decay
+ours,flow-th,True,dis,,val,20,0.4224,0.4080,0.0024,0.3036,0.0773,0.0141
+ours,flow-sal,False,dis,fine_grained,val,20,0.1845,0.0251,0.0127,0.1935,0.0044,-0.0043
+paper Table 1,flow-th,unknown,ce_liu,,trainval,50,0.4295,,,,,
+"""
+
+
+def test_real_flow_baselines_reads_the_wide_file_in_percent(results_tmp):
+    assert notebook.real_flow_baselines() is None
+    (results_tmp / "real-lite").mkdir(parents=True)
+    (results_tmp / "real-lite" / "table1_flow_baselines.csv").write_text(FLOW_BASELINES_CSV)
+    table = notebook.real_flow_baselines().reset_index()
+    assert list(table["baseline"]) == ["Flow-Th", "Flow-Sal", "Flow-Th"]
+    assert table.loc[0, "J_mean"] == pytest.approx(42.24)
+    assert table.loc[1, "F_decay"] == pytest.approx(-0.43)
+    assert table.loc[2, "J_mean"] == pytest.approx(42.95) and pd.isna(table.loc[2, "F_mean"])
+    (results_tmp / "real-lite" / "table1_flow_baselines.csv").write_text("baseline,J_mean\nflow-th,0.4\n")
+    with pytest.raises(DataError, match="table1_flow_baselines.csv: missing columns"):
+        notebook.real_flow_baselines()
+
+
+def test_stacked_results_and_detail_tables_label_each_profile(results_tmp):
+    assert notebook.stacked_results("pseudo_label_quality") is None
+    detail = pd.DataFrame({"method": ["Ours-A"], "J_mean": [0.5], "F_mean": [0.25], "n_sequences": [2]})
+    for label in ("smoke", "real-lite"):
+        (results_tmp / label).mkdir(parents=True)
+        detail.to_csv(results_tmp / label / "table1_davis_detail.csv", index=False)
+    stacked = notebook.stacked_results("table1_davis_detail")
+    assert list(stacked["source"]) == ["smoke", "real-lite"] and stacked.columns[0] == "source"
+    percent = notebook.detail_tables(paper_numbers.TABLE1)
+    assert percent.loc[("real-lite", "Ours-A"), "J_mean"] == 50.0
+    assert percent.loc[("smoke", "Ours-A"), "F_mean"] == 25.0
+    assert percent.loc[("smoke", "Ours-A"), "n_sequences"] == 2
+
+
+def test_for_display_rounds_and_marks_missing_numbers():
+    table = pd.DataFrame({"a": [1.23456, float("nan")], "b": ["x", "y"]})
+    shown = notebook.for_display(table)
+    assert shown.loc[0, "a"] == 1.23 and shown.loc[1, "a"] == "–" and shown.loc[1, "b"] == "y"
+
+
+def test_stage_summary_keeps_the_facts_with_the_prefix(tmp_path):
+    from fusionseg.pipeline import StageResult
+
+    result = StageResult(
+        "evaluate", tmp_path, "k", "cached", {}, 0.0, {"davis:Ours-A": 0.51234, "segtrack:Ours-A": 0.3}, 9.87
+    )
+    summary = notebook.stage_summary(result, prefix="davis:")
+    assert list(summary.columns) == ["status", "compute_time_s", "davis:Ours-A"]
+    assert (
+        summary.loc["evaluate", "davis:Ours-A"] == 0.5123 and summary.loc["evaluate", "compute_time_s"] == 9.9
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # The chain on a tiny two-notebook book (real kernels, no library imports)
 
@@ -317,3 +373,29 @@ def test_smoke_book_executes_every_notebook_and_renders_offline_html(tmp_path_fa
     assert list(record["notebooks"]) == EXPECTED_CHAPTERS
     assert all(entry["wall_time_s"] > 0 for entry in record["notebooks"].values())
     assert (_SMOKE_BOOK["results"] / "smoke" / f"{paper_numbers.TABLE1}.png").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_book_shows_the_pipeline_results_not_placeholders(tmp_path_factory):
+    build = build_smoke_book(tmp_path_factory)
+    results = _SMOKE_BOOK["results"] / "smoke"
+    for name in EXPECTED_CHAPTERS:
+        text = (build / "executed" / "smoke" / f"{name}.ipynb").read_text()
+        assert "Not yet implemented" not in text, name
+    table1 = pd.read_csv(results / f"{paper_numbers.TABLE1}.csv")
+    assert {"Flow-Th", "Flow-Sal", "Ours-A", "Ours-M", "Ours-Joint", "Ours-Joint (release)"} == set(
+        table1["method"]
+    )
+    for figure in (
+        "data_examples",
+        "appearance_predictions",
+        "motion_predictions",
+        "fusion_training",
+        "figure4_davis",
+    ):
+        assert (results / f"{figure}.png").is_file(), figure
+    table1_page = nbformat.read(build / "executed" / "smoke" / "06_table1_davis.ipynb", as_version=4)
+    shown = "".join(
+        o.get("data", {}).get("text/html", "") for cell in table1_page.cells for o in cell.get("outputs", [])
+    )
+    assert "Ours-Joint (release)" in shown and paper_numbers.PAPER in shown
