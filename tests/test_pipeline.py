@@ -1,0 +1,271 @@
+"""The end-to-end pipeline (`fusionseg.pipeline`): stage caching and resume on stand-in stages, the
+Table 4 motion ranking and table formats on hand-made numbers, and the smoke chain end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusionseg import pipeline, profiles
+from fusionseg.paper_numbers import AVG, MOVING, STATIC
+
+
+@pytest.fixture()
+def runs_tmp(tmp_path, monkeypatch) -> Path:
+    """Redirect the pipeline's work dirs, the synthetic world and the caches to a temporary folder."""
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("FUSIONSEG_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "runs"
+
+
+# ----------------------------------------------------------------------------------------------
+# Caching, invalidation, force and resume, on stand-in stages (no training)
+
+
+class FakeStages:
+    """Stand-in stage specs: each body counts its calls and writes one output file."""
+
+    def __init__(self) -> None:
+        self.parameters = {stage: {"value": 1} for stage in pipeline.STAGES}
+        self.calls = {stage: 0 for stage in pipeline.STAGES}
+        self.fail_once: set[str] = set()
+
+    def spec(self, stage: str) -> pipeline.StageSpec:
+        def parameters(profile):
+            return dict(self.parameters[stage])
+
+        def body(profile, deps):
+            self.calls[stage] += 1
+            out = pipeline.stage_dir(profile, stage) / "out.txt"
+            partial = pipeline.stage_dir(profile, stage) / "partial.txt"
+            if stage in self.fail_once:
+                self.fail_once.discard(stage)
+                partial.write_text("half done")
+                raise KeyboardInterrupt  # an interruption, not an error
+            out.write_text(str(self.parameters[stage]))
+            info = {"fingerprint": "f"} if stage == "data" else {}
+            return {"out": str(out)}, info | {"partial_seen": partial.is_file()}
+
+        return pipeline.StageSpec(parameters, body)
+
+
+@pytest.fixture()
+def fake(monkeypatch, runs_tmp, results_tmp) -> FakeStages:
+    stages = FakeStages()
+    specs = {stage: stages.spec(stage) for stage in pipeline.STAGES}
+    monkeypatch.setattr(pipeline, "STAGE_FUNCTIONS", specs)
+    return stages
+
+
+def statuses(results: dict[str, pipeline.StageResult]) -> dict[str, str]:
+    return {stage: result.status for stage, result in results.items()}
+
+
+def test_second_run_is_cached_and_a_changed_parameter_recomputes_downstream_only(fake, capsys):
+    profile = profiles.resolve("smoke")
+    first = pipeline.run_all(profile)
+    assert set(statuses(first).values()) == {"computed"}
+    assert pipeline.read_stamp(profile, "motion")["complete"] is True
+
+    second = pipeline.run_all(profile)
+    assert set(statuses(second).values()) == {"cached"}
+    assert all(fake.calls[stage] == 1 for stage in pipeline.STAGES)
+    assert "pseudo_labels  cached" in capsys.readouterr().out
+
+    fake.parameters["pseudo_labels"]["value"] = 2
+    third = statuses(pipeline.run_all(profile))
+    recomputed = {stage for stage, status in third.items() if status == "computed"}
+    # pseudo_labels -> motion -> fusion -> evaluate; data, appearance and flow are untouched
+    assert recomputed == {"pseudo_labels", "motion", "fusion", "evaluate"}
+    assert pipeline.run_stage(profile, "pseudo_labels").path("out").read_text() == "{'value': 2}"
+
+
+def test_force_and_until(fake):
+    profile = profiles.resolve("smoke")
+    results = pipeline.run_all(profile, until="flow")
+    assert list(results) == ["data", "flow"]
+    assert fake.calls["appearance"] == fake.calls["pseudo_labels"] == 0
+    pipeline.run_all(profile)
+    forced = statuses(pipeline.run_all(profile, force=["fusion"]))
+    assert forced["fusion"] == forced["evaluate"] == "computed"
+    assert forced["motion"] == "cached"
+    with pytest.raises(ValueError, match="unknown stage"):
+        pipeline.run_all(profile, force=["training"])
+
+
+def test_an_interrupted_stage_resumes_in_its_folder(fake):
+    profile = profiles.resolve("smoke")
+    fake.fail_once.add("motion")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_all(profile)
+    stamp = pipeline.read_stamp(profile, "motion")
+    assert stamp["complete"] is False
+    results = pipeline.run_all(profile)
+    # the partial output survived: the stage resumed instead of starting from an empty folder
+    assert results["motion"].info["partial_seen"] is True
+    assert results["appearance"].status == "cached"
+    assert results["motion"].status == "computed"
+
+
+def test_a_changed_key_empties_the_stage_folder(fake):
+    profile = profiles.resolve("smoke")
+    pipeline.run_all(profile, until="appearance")
+    stray = pipeline.stage_dir(profile, "appearance") / "stale.txt"
+    stray.write_text("from the old parameters")
+    fake.parameters["appearance"]["value"] = 3
+    pipeline.run_all(profile, until="appearance")
+    assert not stray.exists()
+
+
+def test_cli_parses_profile_overrides(fake, capsys):
+    from fusionseg.cli import main
+
+    assert main(["reproduce", "--profile", "smoke", "-p", "iterations=3", "--until", "data"]) == 0
+    out = capsys.readouterr().out
+    assert "profile smoke+iterations=3" in out
+    assert "results in" in out
+
+
+# ----------------------------------------------------------------------------------------------
+# Hand-computed pieces
+
+
+def test_frame_motion_is_mean_magnitude_over_the_diagonal():
+    flow = np.zeros((6, 8, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 3.0, 4.0  # |flow| = 5 everywhere; the diagonal of 6x8 is 10
+    assert pipeline.frame_motion(flow) == pytest.approx(0.5)
+    flow[:3] = 0.0  # half the frame still: mean magnitude 2.5
+    assert pipeline.frame_motion(flow) == pytest.approx(0.25)
+
+
+def test_moving_static_takes_the_top_and_bottom_tenth():
+    motion = np.arange(20, dtype=float)  # frame k moves k
+    rows = []
+    for method, offset in (("Ours-A", 0.0), ("Ours-Joint", 0.5)):
+        for k in range(20):
+            rows.append(
+                {
+                    "method": method,
+                    "sequence": "s",
+                    "frame": f"{k:05d}",
+                    "J": k / 100 + offset,
+                    "motion": motion[k],
+                }
+            )
+    rows.append({"method": "Flow-Th", "sequence": "s", "frame": "00000", "J": 1.0, "motion": 0.0})
+    table = pipeline.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
+    assert table.loc[("Ours-A", MOVING), "n_frames"] == 2  # ceil(0.1 * 20)
+    assert table.loc[("Ours-A", MOVING), "J_mean"] == pytest.approx((0.18 + 0.19) / 2)
+    assert table.loc[("Ours-A", STATIC), "J_mean"] == pytest.approx((0.00 + 0.01) / 2)
+    assert table.loc[("Ours-Joint", STATIC), "motion_max"] == 1.0
+    assert "Flow-Th" not in table.index.get_level_values("method")
+
+
+def test_tables_from_per_sequence_scores():
+    per_sequence = pd.DataFrame(
+        {
+            "method": ["Ours-A", "Ours-A", "Ours-A", "Flow-Th", "Flow-Th", "Flow-Th"],
+            "sequence": ["a", "b", "c"] * 2,
+            "category": ["cat", "cat", "dog"] * 2,
+            "J_mean": [0.5, 0.7, 0.9, 0.1, 0.2, 0.3],
+            "J_recall": [0.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+            "J_decay": [0.0] * 6,
+            "F_mean": [np.nan] * 6,
+            "F_recall": [np.nan] * 6,
+            "F_decay": [np.nan] * 6,
+            "n_frames": [4, 4, 2, 4, 4, 2],
+        }
+    )
+    detail = pipeline.detail_table(per_sequence).set_index("method")
+    assert detail.loc["Ours-A", "J_mean"] == pytest.approx(0.7)
+    assert detail.loc["Ours-A", "J_recall"] == pytest.approx(2 / 3)
+    assert detail.loc["Ours-A", "n_frames"] == 10
+    davis = pipeline.ledger_table(per_sequence, "davis")
+    assert list(davis.columns) == ["method", "column", "value"]
+    assert davis.set_index("method").loc["Flow-Th", "value"] == pytest.approx(20.0)
+    youtube = pipeline.ledger_table(per_sequence, "youtube_objects").set_index(["method", "column"])
+    assert youtube.loc[("Ours-A", "cat"), "value"] == pytest.approx(60.0)
+    assert youtube.loc[("Ours-A", "dog"), "value"] == pytest.approx(90.0)
+    assert youtube.loc[("Ours-A", AVG), "value"] == pytest.approx(70.0)  # over all sequences
+
+
+# ----------------------------------------------------------------------------------------------
+# The smoke chain, end to end
+
+DETAIL_COLUMNS = [
+    "method",
+    "J_mean",
+    "J_recall",
+    "J_decay",
+    "F_mean",
+    "F_recall",
+    "F_decay",
+    "n_sequences",
+    "n_frames",
+]
+SCORE_COLUMNS = ["J_mean", "J_recall", "F_mean", "F_recall"]
+
+
+def _check_fractions(table: pd.DataFrame, columns: list[str], name: str) -> None:
+    values = table[columns].to_numpy(dtype=float)
+    values = values[~np.isnan(values)]
+    assert values.size and ((values >= 0) & (values <= 1)).all(), f"{name}: scores outside [0, 1]"
+
+
+@pytest.mark.slow
+def test_smoke_chain_end_to_end(runs_tmp, results_tmp):
+    profile = profiles.resolve("smoke")
+    first = pipeline.run_all(profile)
+    assert set(statuses(first).values()) == {"computed"}
+    ledger = results_tmp / "smoke"
+
+    detail = pd.read_csv(ledger / "table1_davis_detail.csv")
+    assert list(detail.columns) == DETAIL_COLUMNS
+    assert list(detail["method"]) == list(pipeline.METHODS)
+    _check_fractions(detail, SCORE_COLUMNS, "table1_davis_detail")
+    for dataset in ("davis", "youtube_objects", "segtrack"):
+        per_frame = pd.read_csv(ledger / f"per_frame_{dataset}.csv")
+        assert list(per_frame.columns) == [
+            "method",
+            "sequence",
+            "category",
+            "frame",
+            "index",
+            "J",
+            "F",
+            "motion",
+        ]
+        _check_fractions(per_frame, ["J"], f"per_frame_{dataset}")
+        per_sequence = pd.read_csv(ledger / f"per_sequence_{dataset}.csv")
+        assert set(per_sequence["method"]) == set(pipeline.METHODS)
+    for table in ("table1_davis", "table2_youtube_objects", "table3_segtrack", "table4_moving_static"):
+        long = pd.read_csv(ledger / f"{table}.csv")
+        assert list(long.columns) == ["method", "column", "value"]
+        assert long["value"].between(0, 100).all()
+    categories = set(pd.read_csv(ledger / "table2_youtube_objects.csv")["column"])
+    assert {"aeroplane", "train", AVG} <= categories
+    table4 = pd.read_csv(ledger / "table4_detail.csv")
+    assert set(table4["subset"]) == {MOVING, STATIC}
+    assert (
+        table4.query("subset == @MOVING")["motion_min"].to_numpy()
+        >= table4.query("subset == @STATIC")["motion_max"].to_numpy()
+    ).all()
+    funnel = pd.read_csv(ledger / "pseudo_label_funnel.csv")
+    assert funnel["frames"].iloc[0] > 0
+    for stage in pipeline.STAGES:
+        assert (ledger / "provenance" / f"{stage}.json").is_file()
+
+    start = time.perf_counter()
+    second = pipeline.run_all(profile)
+    assert set(statuses(second).values()) == {"cached"}
+    assert time.perf_counter() - start < 20
+
+    # Same label, another fusion iteration count: only fusion and evaluate run again.
+    changed = dataclasses.replace(profile, fusion_iterations=profile.fusion_iterations + 2)
+    third = statuses(pipeline.run_all(changed))
+    assert {stage for stage, status in third.items() if status == "computed"} == {"fusion", "evaluate"}
