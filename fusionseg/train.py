@@ -466,6 +466,9 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
         num_workers=config.workers,
         worker_init_fn=_worker_init,
         pin_memory=processes.device.type == "cuda",
+        # Forked workers inherit OpenCV's and OpenMP's thread pools and can hang on their locks
+        # (seen after the flow stage ran in the same process); fresh interpreters cannot.
+        multiprocessing_context="forkserver" if config.workers > 0 else None,
     )
     bar = tqdm(
         total=config.iterations,
