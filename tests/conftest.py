@@ -51,3 +51,14 @@ def results_tmp(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "results"
     monkeypatch.setenv("FUSIONSEG_RESULTS", str(root))
     return root
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models run on one thread: more threads only add synchronisation on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

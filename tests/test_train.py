@@ -27,14 +27,7 @@ from fusionseg.train import (
 )
 from fusionseg.transforms import TrainAugment
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: one thread, as OpenMP spin-waits cost seconds per step on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyNet(nn.Module):
