@@ -322,10 +322,12 @@ def flow_images_of(frames: Sequence[np.ndarray], method: str = "dis") -> list[np
     return [flow_to_color(compute_flow(frames[i], frames[j], method)) for i, j in flow_pairs(len(frames))]
 
 
-def overlay(frame: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40)) -> np.ndarray:
-    """The frame with the mask tinted in `color` (half transparent)."""
+def overlay(
+    frame: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5
+) -> np.ndarray:
+    """The frame with the mask tinted in `color` (weight `alpha`; default half transparent)."""
     out = frame.astype(np.float32)
-    out[mask] = 0.5 * out[mask] + 0.5 * np.asarray(color, np.float32)
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
     return out.astype(np.uint8)
 
 

@@ -477,8 +477,7 @@ def process_video(
             )
         rows.extend(_box_rows(video.name, frame.name, shape, frame.boxes, checks))
     records = pd.DataFrame(rows, columns=RECORD_COLUMNS)
-    with atomic_path(_records_path(out, video.name)) as tmp:
-        records.to_csv(tmp, index=False)
+    _write_csv(records, _records_path(out, video.name))
     return records
 
 
@@ -543,8 +542,12 @@ def _stages(records: pd.DataFrame, config: PseudoLabelConfig) -> pd.DataFrame:
 
 def frame_decisions(records: pd.DataFrame, config: PseudoLabelConfig) -> pd.DataFrame:
     """One row per frame: n_boxes, n_kept_boxes, stage (tests passed by the frame) and kept."""
-    boxes = _stages(records, config)
-    boxes["box_kept"] = boxes["stage"] == len(STEPS)
+    return _frame_decisions(_stages(records, config), config)
+
+
+def _frame_decisions(stages: pd.DataFrame, config: PseudoLabelConfig) -> pd.DataFrame:
+    """`frame_decisions` from records that already carry their `stage` column (`_stages`)."""
+    boxes = stages.assign(box_kept=stages["stage"] == len(STEPS))
     combine = "min" if config.multi_box == "frame" else "max"
     frames = boxes.groupby(["video", "frame"], sort=False).agg(
         n_boxes=("box", lambda b: int((b >= 0).sum())),
@@ -559,7 +562,7 @@ def frame_decisions(records: pd.DataFrame, config: PseudoLabelConfig) -> pd.Data
 def funnel(records: pd.DataFrame, config: PseudoLabelConfig) -> pd.DataFrame:
     """Frames (and boxes) in, and left after each step: the table the paper summarises as 84,929 kept."""
     boxes = _stages(records, config)
-    frames = frame_decisions(records, config)
+    frames = _frame_decisions(boxes, config)
     rows = []
     for minimum, stage in enumerate(FUNNEL_STAGES, start=-1):
         rows.append(
@@ -644,15 +647,17 @@ def label_jaccard(label: np.ndarray, human: np.ndarray) -> float:
 
 def _frame_jaccards(
     frames: pd.DataFrame,
-    records: pd.DataFrame,
+    boxes: dict[tuple[str, str], list[Box]],
+    measures: Any,
     out: Path,
     humans: dict[str, Video],
     config: PseudoLabelConfig,
     cache: dict[tuple, float],
 ) -> list[float]:
-    """Per frame, Jaccard of its pseudo-label under `config`; `cache` reuses equal labels across variants."""
-    boxes = _frame_boxes(records)
-    measures = records[records["box"] >= 0].groupby(["video", "frame"], sort=False)
+    """Per frame, Jaccard of its pseudo-label under `config`; `cache` reuses equal labels across variants.
+
+    `boxes` is `_frame_boxes(records)` and `measures` the records of real boxes grouped by frame,
+    both computed once by the caller for every variant."""
     values = []
     for video, frame in zip(frames["video"], frames["frame"], strict=True):
         group = measures.get_group((video, frame))
@@ -705,6 +710,8 @@ def quality_study(
     see the module docstring), and each test switched off in turn. Each variant samples its own
     kept frames with the same seed; `jaccard_all` is the mean over every frame the variant keeps."""
     by_name = {video.name: video for video in humans}
+    boxes = _frame_boxes(records)
+    measures = records[records["box"] >= 0].groupby(["video", "frame"], sort=False)
     cache: dict[tuple, float] = {}
     rows = []
     for variant, variant_config in tqdm(
@@ -714,8 +721,8 @@ def quality_study(
         kept = decisions[decisions["kept"]].reset_index(drop=True)
         rng = np.random.default_rng(seed)
         sample = kept.iloc[np.sort(rng.choice(len(kept), size=min(n_frames, len(kept)), replace=False))]
-        sampled = _frame_jaccards(sample, records, out, by_name, variant_config, cache)
-        every = _frame_jaccards(kept, records, out, by_name, variant_config, cache)
+        sampled = _frame_jaccards(sample, boxes, measures, out, by_name, variant_config, cache)
+        every = _frame_jaccards(kept, boxes, measures, out, by_name, variant_config, cache)
         rows.append(
             {
                 "variant": variant,
@@ -770,9 +777,9 @@ def _draw_box(axis: Any, box: Box, color: str, width: float = 1.5) -> None:
 
 def _overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The frame with the segment tinted green (as in the paper's Fig. 3)."""
-    tinted = rgb.astype(np.float32)
-    tinted[mask] = 0.45 * tinted[mask] + 0.55 * np.array([0, 255, 0], dtype=np.float32)
-    return tinted.astype(np.uint8)
+    from fusionseg.infer import overlay
+
+    return overlay(rgb, mask, (0, 255, 0), alpha=0.55)
 
 
 def plot_examples(

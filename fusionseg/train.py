@@ -41,6 +41,7 @@ learns 10x (weights) / 20x (biases) faster than the trunk (`StreamNet.param_grou
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import sys
@@ -262,14 +263,15 @@ def cpu_supports_bf16() -> bool:
     return native and "amx_bf16" in _cpu_flags()
 
 
-def _cpu_flags() -> set[str]:
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -331,8 +333,18 @@ def checkpoint_path(out_dir: Path, iteration: int) -> Path:
 
 def latest_checkpoint(out_dir: Path) -> Path | None:
     """The checkpoint with the highest iteration in `out_dir`, or None."""
-    found = sorted(Path(out_dir).glob("checkpoint-*.pt"))
+    found = _checkpoints(out_dir)
     return found[-1] if found else None
+
+
+def _checkpoints(out_dir: Path) -> list[Path]:
+    """The checkpoints in `out_dir`, oldest first (the zero-padded iteration sorts by name)."""
+    return sorted(Path(out_dir).glob("checkpoint-*.pt"))
+
+
+def _save(state: dict[str, Any], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def save_checkpoint(
@@ -351,8 +363,7 @@ def save_checkpoint(
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    _save(state, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -372,8 +383,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def save_weights(path: Path, model: nn.Module, config: dict[str, Any], iteration: int | None = None) -> None:
     """The weights alone: {"format", "config" (how to build the net), "iteration", "model": state_dict}."""
     state = {"format": WEIGHTS_FORMAT, "config": config, "iteration": iteration, "model": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    _save(state, path)
 
 
 def model_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -382,7 +392,7 @@ def model_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _prune_checkpoints(out_dir: Path, keep: int) -> None:
-    for old in sorted(Path(out_dir).glob("checkpoint-*.pt"))[:-keep]:
+    for old in _checkpoints(out_dir)[:-keep]:
         old.unlink()
 
 
@@ -498,8 +508,9 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
         if processes.main and (done % config.checkpoint_every == 0 or done == config.iterations):
             save_checkpoint(checkpoint_path(out_dir, done), model, optimizer, done, config)
             _prune_checkpoints(out_dir, config.keep_checkpoints)
-        global_loss = all_sum(loss.detach(), processes) / processes.world
-        bar.set_postfix(loss=f"{global_loss.item():.4f}", lr=f"{lr:.2e}")
+        if config.progress:  # the same on every process, so all of them join the all-reduce
+            global_loss = all_sum(loss.detach(), processes) / processes.world
+            bar.set_postfix(loss=f"{global_loss.item():.4f}", lr=f"{lr:.2e}")
         bar.update()
     bar.close()
     if processes.main:
