@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from fusionseg.flow import _resize_frame
 from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
 from fusionseg.results import hardware, library_versions, results_root
 
@@ -229,10 +230,7 @@ def frame_files(n: int) -> Iterator[tuple[str, list[Path]]]:
 
 def resized(frame: np.ndarray, size: Size) -> np.ndarray:
     """`frame` at (H, W) = `size` (area interpolation when shrinking, as the library resizes)."""
-    if frame.shape[:2] == tuple(size):
-        return frame
-    shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return _resize_frame(frame, size)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -227,8 +227,8 @@ def build_target(arch: str) -> nn.Module:
 
 def load_caffemodel(path: Path, arch: str, module: nn.Module | None = None) -> nn.Module:
     """Read `path` and load it into `module` (default: `build_target(arch)`); returns the module."""
+    layers = read_caffemodel(path)  # before building the module: a bad file fails fast
     module = build_target(arch) if module is None else module
-    layers = read_caffemodel(path)
     try:
         state = caffe_state_dict(layers, layer_map(arch), module.state_dict())
     except DataError as exc:

@@ -274,7 +274,9 @@ class FlowCache:
         self, video: Video, method: str = "dis", size: tuple[int, int] | None = None, **params: Any
     ) -> Path:
         """The folder that holds (or will hold) this video's flow."""
-        key = self.key(video, method, size, **params)
+        return self._folder(video, self.key(video, method, size, **params))
+
+    def _folder(self, video: Video, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
         return self.root / _safe_name(video.dataset or "videos") / f"{_safe_name(video.name)}-{digest}"
 
@@ -287,28 +289,27 @@ class FlowCache:
         self, video: Video, method: str = "dis", size: tuple[int, int] | None = None, **params: Any
     ) -> Path:
         """Compute whatever is missing for this video (frame by frame, streaming) and return its folder."""
-        folder = self.folder(video, method, size, **params)
+        key = self.key(video, method, size, **params)
+        folder = self._folder(video, key)
         if (folder / "key.json").is_file():
             return folder
         names = [frame.name for frame in video.frames]
-        missing = [
+        missing = {
             i
             for i, name in enumerate(names)
             if not (folder / "flow" / f"{name}.npy").is_file()
             or not (folder / "image" / f"{name}.png").is_file()
-        ]
+        }
         if missing:
             for index, flow in iter_video_flow(video, method, size, **params):
                 if index in missing:
                     self._write_frame(folder, names[index], flow)
-        write_json(folder / "key.json", self.key(video, method, size, **params))
+        write_json(folder / "key.json", key)
         return folder
 
     @staticmethod
     def _write_frame(folder: Path, name: str, flow: np.ndarray) -> None:
-        path = folder / "flow" / f"{name}.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
+        with atomic_path(folder / "flow" / f"{name}.npy") as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, flow.astype(np.float16))
         write_png(folder / "image" / f"{name}.png", flow_to_color(flow))

@@ -59,12 +59,7 @@ def match_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def jaccard(pred: np.ndarray, gt: np.ndarray) -> float:
     """DAVIS J: |pred AND gt| / |pred OR gt| (nonzero = foreground); 1.0 when both are empty."""
-    pred, gt = _binary(pred), _binary(gt)
-    _check_same_shape(pred, gt)
-    union = np.count_nonzero(pred | gt)
-    if union == 0:
-        return 1.0
-    return np.count_nonzero(pred & gt) / union
+    return iou(pred, _binary(gt))
 
 
 def iou(pred: np.ndarray, gt: np.ndarray, ignore: int | None = None) -> float:
@@ -75,9 +70,10 @@ def iou(pred: np.ndarray, gt: np.ndarray, ignore: int | None = None) -> float:
     """
     pred, gt = _binary(pred), np.asarray(gt)
     _check_same_shape(pred, gt)
-    valid = np.ones(gt.shape, dtype=bool) if ignore is None else gt != ignore
-    gt_fg = (gt != 0) & valid
-    pred_fg = pred & valid
+    gt_fg, pred_fg = gt != 0, pred
+    if ignore is not None:
+        valid = gt != ignore
+        gt_fg, pred_fg = gt_fg & valid, pred & valid
     union = np.count_nonzero(pred_fg | gt_fg)
     if union == 0:
         return 1.0

@@ -124,8 +124,8 @@ def list_snippets(root: Path, split: str = "train") -> list[str]:
     if snippets:
         return sorted(snippets)
     data = require_dir(Path(root) / "Data" / "VID" / split, f"ImageNet VID {split} frames")
-    depth = ("*/*",) if split == "train" else ("*",)
-    return sorted(str(p.relative_to(data)) for pattern in depth for p in data.glob(pattern) if p.is_dir())
+    pattern = "*/*" if split == "train" else "*"  # train snippets sit in chunk folders
+    return sorted(str(p.relative_to(data)) for p in data.glob(pattern) if p.is_dir())
 
 
 def load_snippet(root: Path, split: str, snippet: str) -> Video:

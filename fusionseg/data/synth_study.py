@@ -19,13 +19,8 @@ from tqdm import tqdm
 from fusionseg.baselines import flow_threshold, remove_camera_motion
 from fusionseg.data import load_videos
 from fusionseg.data.synthetic import SynthManifest
-from fusionseg.flow import compute_flow
+from fusionseg.flow import compute_flow, flow_pairs
 from fusionseg.metrics import jaccard
-
-
-def _partner(index: int, n_frames: int) -> int:
-    """The release's flow pairing: i -> i+1, the last frame -> the one before."""
-    return index + 1 if index + 1 < n_frames else index - 1
 
 
 def motion_table(
@@ -37,8 +32,9 @@ def motion_table(
         load_videos(dataset, manifest.dataset_root(dataset), split), desc=f"motion {dataset}", leave=False
     ):
         record = manifest.record(dataset, video.name)
+        partner = dict(flow_pairs(len(video)))  # the release's pairing: i -> i+1, the last -> the one before
         for index in video.annotated_indices:
-            flow = compute_flow(video.image(index), video.image(_partner(index, len(video))), method)
+            flow = compute_flow(video.image(index), video.image(partner[index]), method)
             mask = video.mask(index)
             magnitude = np.hypot(flow[..., 0], flow[..., 1])
             rows.append(
