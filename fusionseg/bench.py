@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from fusionseg.flow import _resize_frame
+from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
 from fusionseg.results import hardware, library_versions, results_root
 
@@ -230,7 +230,7 @@ def frame_files(n: int) -> Iterator[tuple[str, list[Path]]]:
 
 def resized(frame: np.ndarray, size: Size) -> np.ndarray:
     """`frame` at (H, W) = `size` (area interpolation when shrinking, as the library resizes)."""
-    return _resize_frame(frame, size)
+    return resize_frame(frame, size)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def flow_pairs(n_frames: int) -> list[tuple[int, int]]:
     return [(i, i + 1) for i in range(n_frames - 1)] + [(n_frames - 1, n_frames - 2)]
 
 
-def _resize_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+def resize_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """Resize to (H, W) (area interpolation down, linear up); None keeps the frame's size."""
     if size is None or frame.shape[:2] == tuple(size):
         return frame
@@ -142,7 +142,7 @@ def iter_video_flow(
     for index, other in flow_pairs(len(video)):
         for needed in (index, other):
             if needed not in gray:
-                gray[needed] = to_gray(_resize_frame(video.image(needed), size))
+                gray[needed] = to_gray(resize_frame(video.image(needed), size))
         yield index, compute_flow(gray[index], gray[other], method, **params)
         for stale in [k for k in gray if k < index]:
             del gray[stale]

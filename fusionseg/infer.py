@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fusionseg.data.types import FOREGROUND, IGNORE, ImageSet, Video
+from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, atomic_path, read_rgb, write_png
 from fusionseg.metrics import iou
 from fusionseg.train import FusionData, load_checkpoint, model_state, to_input, use_bf16
@@ -74,14 +75,6 @@ def video_frames(video: Video) -> LazyImages:
 # Batched forward passes
 
 
-def _resize(image: np.ndarray, size: Size | None) -> np.ndarray:
-    """Resize an HxWx3 image to (H, W) = `size` (area when shrinking, bilinear when enlarging)."""
-    if size is None or image.shape[:2] == tuple(size):
-        return image
-    shrink = size[0] * size[1] < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
 def _device(model: nn.Module) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
@@ -112,7 +105,7 @@ def iter_logits(
     def forward(batch: list[tuple[int, list[np.ndarray]]]) -> tuple[list[int], list[Size], torch.Tensor]:
         tensors = []
         for k in range(len(inputs)):
-            stacked = np.stack([_resize(images[k], size) for _, images in batch])
+            stacked = np.stack([resize_frame(images[k], size) for _, images in batch])
             tensors.append(to_input(torch.from_numpy(stacked), channels_last).to(device))
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(*tensors).float()
