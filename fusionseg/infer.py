@@ -206,6 +206,8 @@ def collect_fusion_data(
     app_parts, mot_parts, label_parts = [], [], []
     for video in tqdm(videos, desc="stream logits", disable=not progress):
         chosen = video.annotated_indices[::every]
+        if not chosen:  # nothing to learn from: skip before computing its flow
+            continue
         flows = flow_images(video)
         if flows and isinstance(flows[0], (str, Path)):
             flows = LazyImages(flows)
@@ -230,7 +232,7 @@ GET_WEIGHTS_HELP = """\
 Trained weights are needed. Either train them:
   fusionseg train --dataset duts --out runs/appearance            -> runs/appearance/model.pt
   fusionseg train --pairs PSEUDO_LABELS_DIR --out runs/motion     -> runs/motion/model.pt
-or convert the authors' released Caffe models (see the project README for their URLs):
+or convert the authors' released Caffe models (`python data_scripts/release_weights.py` fetches them):
   fusionseg import-caffe appearance_stream.caffemodel --arch appearance --out appearance.pt
   fusionseg import-caffe motion_stream.caffemodel --arch motion --out motion.pt
   fusionseg import-caffe joint_stream.caffemodel --arch joint --out joint.pt
