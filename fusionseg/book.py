@@ -42,7 +42,7 @@ from fusionseg import profiles
 from fusionseg.io import write_json
 from fusionseg.results import Provenance, results_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = profiles.REPO_ROOT
 BOOK_DIR = REPO_ROOT / "book"
 LIBRARY_DIR = REPO_ROOT / "fusionseg"
 # Environment variables that say where a notebook reads data and writes results (part of its input key).

@@ -131,9 +131,14 @@ def detail_tables(name: str) -> pd.DataFrame:
     table = ledger_table(f"{name}_detail")
     if table.empty:
         return table
+    return _in_percent(table).set_index(["source", "method"])
+
+
+def _in_percent(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its J and F statistics (columns `J_*`, `F_*`, fractions) multiplied by 100, in place."""
     scores = [c for c in table.columns if c[:2] in ("J_", "F_")]
     table[scores] = 100 * table[scores]
-    return table.set_index(["source", "method"])
+    return table
 
 
 # ------------------------------------------------------------------------------------------------
@@ -161,11 +166,11 @@ def real_flow_baselines(label: str = REAL_LITE) -> pd.DataFrame | None:
         from fusionseg.io import DataError
 
         raise DataError(f"{results_root() / label / 'table1_flow_baselines.csv'}: missing columns {missing}")
-    scores = [c for c in table.columns if c[:2] in ("J_", "F_")]
-    table[scores] = 100 * table[scores]
-    table["baseline"] = (
-        table["baseline"].map({"flow-th": "Flow-Th", "flow-sal": "Flow-Sal"}).fillna(table["baseline"])
-    )
+    from fusionseg.pipeline import BASELINE_METHODS
+
+    table = _in_percent(table)
+    names = {baseline: method for method, baseline in BASELINE_METHODS.items()}
+    table["baseline"] = table["baseline"].map(names).fillna(table["baseline"])
     return table.set_index(FLOW_VARIANT_COLUMNS)
 
 

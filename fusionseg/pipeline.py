@@ -274,14 +274,8 @@ def run_stage(
     deps = {dep: run_stage(profile, dep, force, done) for dep in DEPENDS[stage]}
     spec = STAGE_FUNCTIONS[stage]
     parameters = spec.parameters(profile)
-    key = _digest(
-        {
-            "stage": stage,
-            "version": PIPELINE_VERSION,
-            "parameters": parameters,
-            "depends": {name: result.key for name, result in deps.items()},
-        }
-    )
+    depends = {name: result.key for name, result in deps.items()}
+    key = _digest({"stage": stage, "version": PIPELINE_VERSION, "parameters": parameters, "depends": depends})
     stamp = read_stamp(profile, stage)
     folder = stage_dir(profile, stage)
     if (
@@ -303,8 +297,7 @@ def run_stage(
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     log(f"{stage:<14} {'resuming' if resuming else 'running'} (key {key})")
-    stamp = {"stage": stage, "key": key, "complete": False, "parameters": parameters}
-    stamp["depends"] = {name: result.key for name, result in deps.items()}
+    stamp = {"stage": stage, "key": key, "complete": False, "parameters": parameters, "depends": depends}
     write_json(stamp_path(profile, stage), stamp)
     result = _timed_run(profile, stage, spec, parameters, deps, key)
     write_json(
@@ -337,13 +330,12 @@ def _timed_run(
     provenance = Provenance(
         stage=stage, profile=profile.label, command=command_line(profile), parameters=parameters
     )
-    start = time.perf_counter()
     with timed_stage(provenance):
         outputs, info = spec.body(profile, deps)
         provenance.data_fingerprint = fingerprint or info.get("fingerprint")
         provenance.parameters = parameters | {"key": key, "profile": profile.as_dict(), "info": info}
         provenance.outputs = [str(path) for path in outputs.values()]
-    seconds = time.perf_counter() - start
+    seconds = provenance.wall_time_s  # timed_stage's clock: the stamp and the provenance agree
     return StageResult(stage, stage_dir(profile, stage), key, "computed", outputs, seconds, info, seconds)
 
 
@@ -637,8 +629,9 @@ def _pseudo_label_body(
     source, split = plan.weak
     videos = weak_videos(source, dataset_folder(profile, source), split, max_videos=profile.max_videos)
     segment = appearance_segmenter(deps["appearance"].path("weights"), profile.torch_device())
+    flow_images = flow_image_arrays(profile)
     out = stage_dir(profile, "pseudo_labels") / "set"
-    records = run_pipeline(videos, segment, flow_image_arrays(profile), config, out)
+    records = run_pipeline(videos, segment, flow_images, config, out)
     table = funnel(records, config)
     outputs = {"set": str(out), "manifest": str(out / "manifest.csv")}
     outputs["funnel"] = str(write_table(table, profile.label, "pseudo_label_funnel"))
@@ -658,7 +651,7 @@ def _pseudo_label_body(
         fallback = dataclasses.replace(config, steps=())
         log(f"WARNING: no frame passed the tests; the motion stream trains on {FALLBACK}")
         out = stage_dir(profile, "pseudo_labels") / "set_pruning_only"
-        run_pipeline(videos, segment, flow_image_arrays(profile), fallback, out)
+        run_pipeline(videos, segment, flow_images, fallback, out)
         outputs |= {"set": str(out), "manifest": str(out / "manifest.csv")}
         info["fallback"] = FALLBACK
     return outputs, info
@@ -1002,29 +995,27 @@ def _evaluate_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict
     folder = stage_dir(profile, "evaluate")
     models = _load_models(profile, deps)
     outputs, info = {}, {}
+
+    def write(name: str, table: pd.DataFrame) -> None:
+        outputs[name] = str(write_table(table, profile.label, name))
+
     for dataset, split in plan.benchmarks:
         per_frame = score_benchmark(profile, dataset, split, models, folder)
         per_sequence = sequence_scores(per_frame, dataset)
-        outputs[f"per_frame_{dataset}"] = str(write_table(per_frame, profile.label, f"per_frame_{dataset}"))
-        outputs[f"per_sequence_{dataset}"] = str(
-            write_table(per_sequence, profile.label, f"per_sequence_{dataset}")
-        )
         detail = detail_table(per_sequence)
-        outputs[f"{TABLES[dataset]}_detail"] = str(
-            write_table(detail, profile.label, f"{TABLES[dataset]}_detail")
-        )
-        outputs[TABLES[dataset]] = str(
-            write_table(ledger_table(per_sequence, dataset), profile.label, TABLES[dataset])
-        )
+        write(f"per_frame_{dataset}", per_frame)
+        write(f"per_sequence_{dataset}", per_sequence)
+        write(f"{TABLES[dataset]}_detail", detail)
+        write(TABLES[dataset], ledger_table(per_sequence, dataset))
         info |= {f"{dataset}:{m}": float(j) for m, j in zip(detail["method"], detail["J_mean"], strict=True)}
         if dataset == plan.moving_static:
             table4 = moving_static(per_frame, MOVING_FRACTION).assign(dataset=dataset)
             table4 = table4[["dataset", "method", "subset", "n_frames", "motion_min", "motion_max", "J_mean"]]
-            outputs["table4_detail"] = str(write_table(table4, profile.label, "table4_detail"))
+            write("table4_detail", table4)
             ledger = pd.DataFrame(
                 {"method": table4["method"], "column": table4["subset"], "value": 100 * table4["J_mean"]}
             )
-            outputs["table4_moving_static"] = str(write_table(ledger, profile.label, "table4_moving_static"))
+            write("table4_moving_static", ledger)
     return outputs, info
 
 

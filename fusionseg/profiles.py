@@ -93,7 +93,8 @@ def synthetic_cache_root() -> Path:
     return Path(os.environ.get("FUSIONSEG_CACHE", REPO_ROOT / ".cache")) / "synthetic"
 
 
-_COMMON = dict(backbone="lite0", output_stride=16, seed=0, flow_method="dis", data_root=None)
+_COMMON = dict(seed=0, flow_method="dis", data_root=None, max_videos=None)
+_LITE = dict(backbone="lite0", output_stride=16, **_COMMON)
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -105,8 +106,7 @@ PROFILES: dict[str, Profile] = {
         crop_size=64,
         batch_size=4,
         device="cpu",
-        max_videos=None,
-        **_COMMON,
+        **_LITE,
     ),
     "mini": Profile(
         name="mini",
@@ -117,8 +117,7 @@ PROFILES: dict[str, Profile] = {
         crop_size=128,
         batch_size=8,
         device="cpu",
-        max_videos=None,
-        **_COMMON,
+        **_LITE,
     ),
     "real-lite": Profile(
         name="real-lite",
@@ -129,14 +128,12 @@ PROFILES: dict[str, Profile] = {
         crop_size=256,
         batch_size=8,
         device="auto",
-        max_videos=None,
-        **_COMMON,
+        **_LITE,
     ),
     "paper": Profile(
         name="paper",
         description="the paper's recipe: VOC+SBD, ImageNet VID, ResNet-101 DeepLab-v2, 20,000 iterations",
         data="real",
-        data_root=None,
         iterations=20000,
         fusion_iterations=20000,
         crop_size=321,
@@ -144,9 +141,7 @@ PROFILES: dict[str, Profile] = {
         backbone="resnet101",
         output_stride=8,
         device="cuda",
-        seed=0,
-        flow_method="dis",
-        max_videos=None,
+        **_COMMON,
     ),
 }
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fusionseg.io import atomic_path, write_json
+from fusionseg.profiles import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = (
     "torch",
     "torchvision",
