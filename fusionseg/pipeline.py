@@ -783,7 +783,7 @@ def _stream_logits(model: Any, images: Sequence[np.ndarray]) -> list[Any]:
     from fusionseg.infer import iter_logits
 
     logits: list[Any] = [None] * len(images)
-    for batch, _, values in iter_logits(model, [images], batch_size=8):
+    for batch, _, values in iter_logits(model, [images]):
         for row, index in enumerate(batch):
             logits[index] = values[row].float().cpu()
     return logits
