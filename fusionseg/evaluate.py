@@ -125,9 +125,14 @@ def score_frames(
     return pd.DataFrame(rows, columns=["sequence", "category", "frame", "index", "J", "F"])
 
 
-def sequence_table(per_frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per-sequence Mean / Recall / Decay of J and F from `score_frames` rows (sequence order kept)."""
+def sequence_table(per_frame: pd.DataFrame, dataset: str, trimmed: bool = False) -> pd.DataFrame:
+    """Per-sequence Mean / Recall / Decay of J and F from `score_frames` rows (sequence order kept).
+
+    `trimmed`: the rows already leave out what the convention drops (the DAVIS benchmark's
+    published per-frame values, `fusionseg.data.davis_benchmark`), so every row counts.
+    """
     conv = convention(dataset)
+    drop = conv.drop_first_last and not trimmed
     rows = []
     for name, frames in per_frame.groupby("sequence", sort=False):
         row: dict[str, object] = {"sequence": name, "category": frames["category"].iloc[0]}
@@ -136,9 +141,9 @@ def sequence_table(per_frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
             if np.isnan(values).all():
                 stats = dict.fromkeys(STAT_NAMES, float("nan"))
             else:
-                stats = metrics.sequence_statistics(values, conv.drop_first_last)
+                stats = metrics.sequence_statistics(values, drop)
             row |= {f"{measure}_{s}": stats[s] for s in STAT_NAMES}
-        row["n_frames"] = len(frames) - (2 if conv.drop_first_last else 0)
+        row["n_frames"] = len(frames) - (2 if drop else 0)
         rows.append(row)
     return pd.DataFrame(rows, columns=SEQUENCE_COLUMNS)
 

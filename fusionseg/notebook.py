@@ -174,6 +174,30 @@ def real_flow_baselines(label: str = REAL_LITE) -> pd.DataFrame | None:
     return table.set_index(FLOW_VARIANT_COLUMNS)
 
 
+def per_sequence_comparison(label: str = REAL_LITE, dataset: str = "davis") -> pd.DataFrame | None:
+    """J mean per sequence (rows) and method (columns) of a run, in percent, with a last row "mean";
+    from `results/<label>/per_sequence_<dataset>.csv`; None when that run did not write it."""
+    table = result_table(label, f"per_sequence_{dataset}")
+    if table is None:
+        return None
+    wide = table.pivot_table(index="sequence", columns="method", values="J_mean", sort=False) * 100
+    wide = wide[list(dict.fromkeys(table["method"]))]
+    wide.loc["mean"] = wide.mean()
+    wide.columns.name = None
+    return wide
+
+
+def committed_figure(name: str, what: str, label: str = REAL_LITE) -> None:
+    """Display `results/<label>/<name>.png` (a committed run's figure), or say that it is absent."""
+    from IPython.display import Image, display
+
+    path = results_root() / label / f"{name}.png"
+    if path.is_file():
+        display(Image(filename=str(path)))
+    else:
+        absent(what, f"{path} is not in this checkout")
+
+
 def stacked_results(name: str) -> pd.DataFrame | None:
     """Every profile's `<name>.csv` (any columns) stacked with a leading `source` column; None if none."""
     table = ledger_table(name)

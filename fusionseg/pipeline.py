@@ -46,6 +46,9 @@ the paper's. Column names (stable; the book reads them):
 
 Methods: "Flow-Th", "Flow-Sal", "Ours-A", "Ours-M", "Ours-Joint" (the paper's fusion, Sec. 3.3) and
 "Ours-Joint (release)" (the released fusion net). F is NaN outside DAVIS (`fusionseg.evaluate`).
+On the real DAVIS, when `$FUSIONSEG_DATA/davis_benchmark/` is there, the tables also hold
+"FusionSeg (official)": the authors' published per-frame J and F from the DAVIS benchmark
+(`fusionseg.data.davis_benchmark`) on the same sequences, a reference that we did not compute.
 
 **Motion of a frame** (Table 4): the mean optical-flow magnitude over the frame divided by the frame's
 diagonal (raw flow, camera motion included, as "amount of motion" in the frame); the top 10% of the
@@ -104,6 +107,8 @@ MOVING_FRACTION = 0.1  # Table 4: top 10% moving / static
 METHODS = ("Flow-Th", "Flow-Sal", "Ours-A", "Ours-M", "Ours-Joint", "Ours-Joint (release)")
 BASELINE_METHODS = {"Flow-Th": "flow-th", "Flow-Sal": "flow-sal"}
 FUSION_DESIGNS = {"Ours-Joint": "paper", "Ours-Joint (release)": "release"}
+REFERENCE = "FusionSeg (official)"  # the DAVIS benchmark's published FusionSeg results
+REFERENCE_FOLDER = "davis_benchmark"  # under $FUSIONSEG_DATA
 TABLES = {"davis": "table1_davis", "youtube_objects": "table2_youtube_objects", "segtrack": "table3_segtrack"}
 
 
@@ -884,10 +889,25 @@ def _motion_column(profile: Profile, videos: Sequence[Video]) -> dict[tuple[str,
     return values
 
 
+def reference_frames(profile: Profile, dataset: str, videos: Sequence[Video]) -> pd.DataFrame | None:
+    """The official FusionSeg per-frame J and F on `videos` (`REFERENCE`), or None when the profile
+    has no copy of the DAVIS benchmark's data (synthetic profiles, other datasets)."""
+    from fusionseg.data.davis_benchmark import PER_FRAME_FILE, read_published_frames
+
+    if profile.data != "real" or dataset != "davis":
+        return None
+    root = profile.resolve_data_root() / REFERENCE_FOLDER
+    if not (root / PER_FRAME_FILE).is_file():
+        log(f"no {root / PER_FRAME_FILE}: the tables have no official FusionSeg reference")
+        return None
+    return read_published_frames(root, videos)
+
+
 def score_benchmark(
     profile: Profile, dataset: str, split: str | None, models: _Models, folder: Path
 ) -> pd.DataFrame:
-    """Every method on one benchmark: one row per (method, annotated frame) with J, F and motion."""
+    """Every method on one benchmark: one row per (method, annotated frame) with J, F and motion
+    (plus the `REFERENCE` rows, frames 1..N-2, where `reference_frames` finds them)."""
     from tqdm import tqdm
 
     from fusionseg.evaluate import score_frames
@@ -903,6 +923,9 @@ def score_benchmark(
         per_frame = score_frames(videos, masks / _slug(method), dataset, progress=False)
         per_frame.insert(0, "method", method)
         tables.append(per_frame)
+    reference = reference_frames(profile, dataset, videos)
+    if reference is not None:
+        tables.append(reference.assign(method=REFERENCE)[tables[0].columns])
     frames = pd.concat(tables, ignore_index=True)
     frames["motion"] = [
         motion_of[(s, int(i))] for s, i in zip(frames["sequence"], frames["index"], strict=True)
@@ -911,12 +934,13 @@ def score_benchmark(
 
 
 def sequence_scores(per_frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per (method, sequence): the benchmark's statistics (`fusionseg.evaluate.sequence_table`)."""
+    """Per (method, sequence): the benchmark's statistics (`fusionseg.evaluate.sequence_table`;
+    the `REFERENCE` rows come trimmed already)."""
     from fusionseg.evaluate import sequence_table
 
     tables = []
     for method, frames in per_frame.groupby("method", sort=False):
-        table = sequence_table(frames.drop(columns=["method"]), dataset)
+        table = sequence_table(frames.drop(columns=["method"]), dataset, trimmed=method == REFERENCE)
         table.insert(0, "method", method)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
@@ -953,12 +977,17 @@ def ledger_table(per_sequence: pd.DataFrame, dataset: str) -> pd.DataFrame:
 def moving_static(per_frame: pd.DataFrame, fraction: float = MOVING_FRACTION) -> pd.DataFrame:
     """Table 4: per method, mean J over the `fraction` most moving and the `fraction` most static frames.
 
-    Frames are ranked by the `motion` column (`frame_motion`); ties keep the frames' order."""
+    Frames are ranked by the `motion` column (`frame_motion`); ties keep the frames' order. Only the
+    frames every method has are ranked (the `REFERENCE` has no first and last frames), so that
+    all methods are scored on the same frames."""
     from fusionseg.paper_numbers import MOVING, STATIC
 
     rows = []
-    methods = ["Ours-A", *FUSION_DESIGNS]
-    for method, frames in per_frame[per_frame["method"].isin(methods)].groupby("method", sort=False):
+    chosen_methods = per_frame[per_frame["method"].isin(["Ours-A", *FUSION_DESIGNS, REFERENCE])]
+    keys = chosen_methods.set_index(["sequence", "index"]).index
+    counts = keys.value_counts()
+    common = keys.isin(counts.index[counts == chosen_methods["method"].nunique()])
+    for method, frames in chosen_methods[common].groupby("method", sort=False):
         ranked = frames.sort_values("motion", kind="stable")
         count = max(1, math.ceil(fraction * len(ranked)))
         for subset, chosen in ((MOVING, ranked.tail(count)), (STATIC, ranked.head(count))):
@@ -984,6 +1013,7 @@ def _evaluate_parameters(profile: Profile) -> dict[str, Any]:
         "moving_fraction": MOVING_FRACTION,
         "max_videos": profile.max_videos,
         "threshold": 0.5,
+        "reference": REFERENCE if profile.data == "real" else None,
     }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fusionseg import metrics
+from fusionseg.data.davis_benchmark import read_published_summary
 
 
 def square_masks() -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +200,8 @@ def test_category_means():
 
 
 def _published(benchmark_root: Path, split: str) -> dict[str, float]:
-    """The 'fseg' entry of global_eval_<split>_2016.js (a JS `var x = {...};` holding JSON)."""
-    text = (benchmark_root / f"global_eval_{split}_2016.js").read_text()
-    table = json.loads(text[text.index("{") : text.rindex("}") + 1])
-    return {key: float(value) for key, value in table["fseg"].items()}
+    """The 'fseg' entry of global_eval_<split>_2016.js."""
+    return read_published_summary(benchmark_root, split)
 
 
 def _split_sequences(davis_root: Path, split: str) -> list[str]:

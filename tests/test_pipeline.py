@@ -153,17 +153,36 @@ def test_moving_static_takes_the_top_and_bottom_tenth():
                     "method": method,
                     "sequence": "s",
                     "frame": f"{k:05d}",
+                    "index": k,
                     "J": k / 100 + offset,
                     "motion": motion[k],
                 }
             )
-    rows.append({"method": "Flow-Th", "sequence": "s", "frame": "00000", "J": 1.0, "motion": 0.0})
+    rows.append({"method": "Flow-Th", "sequence": "s", "frame": "00000", "index": 0, "J": 1.0, "motion": 0.0})
     table = pipeline.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
     assert table.loc[("Ours-A", MOVING), "n_frames"] == 2  # ceil(0.1 * 20)
     assert table.loc[("Ours-A", MOVING), "J_mean"] == pytest.approx((0.18 + 0.19) / 2)
     assert table.loc[("Ours-A", STATIC), "J_mean"] == pytest.approx((0.00 + 0.01) / 2)
     assert table.loc[("Ours-Joint", STATIC), "motion_max"] == 1.0
     assert "Flow-Th" not in table.index.get_level_values("method")
+
+
+def test_moving_static_ranks_only_the_frames_every_method_has():
+    """The official reference has no first and last frame: all methods are ranked without them."""
+    rows = [
+        {"method": method, "sequence": "s", "index": k, "J": k / 100, "motion": float(k)}
+        for method in ("Ours-A", "Ours-Joint")
+        for k in range(12)
+    ]
+    rows += [
+        {"method": pipeline.REFERENCE, "sequence": "s", "index": k, "J": 0.5, "motion": float(k)}
+        for k in range(1, 11)
+    ]
+    table = pipeline.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
+    assert table.loc[("Ours-A", MOVING), "n_frames"] == 1  # ceil(0.1 * 10 common frames)
+    assert table.loc[("Ours-A", MOVING), "J_mean"] == pytest.approx(0.10)  # frame 11 left out
+    assert table.loc[("Ours-A", STATIC), "J_mean"] == pytest.approx(0.01)  # frame 0 left out
+    assert table.loc[(pipeline.REFERENCE, MOVING), "J_mean"] == pytest.approx(0.5)
 
 
 def test_tables_from_per_sequence_scores():
