@@ -399,3 +399,21 @@ def test_smoke_book_shows_the_pipeline_results_not_placeholders(tmp_path_factory
         o.get("data", {}).get("text/html", "") for cell in table1_page.cells for o in cell.get("outputs", [])
     )
     assert "Ours-Joint (release)" in shown and paper_numbers.PAPER in shown
+
+
+def test_per_sequence_comparison_pivots_j_by_method_with_a_mean_row(results_tmp):
+    assert notebook.per_sequence_comparison() is None
+    table = pd.DataFrame(
+        {
+            "method": ["Ours-Joint", "Ours-Joint", "FusionSeg (official)", "FusionSeg (official)"],
+            "sequence": ["cows", "bmx", "cows", "bmx"],
+            "J_mean": [0.5, 0.7, 0.9, 0.6],
+        }
+    )
+    (results_tmp / "real-lite").mkdir(parents=True)
+    table.to_csv(results_tmp / "real-lite" / "per_sequence_davis.csv", index=False)
+    wide = notebook.per_sequence_comparison()
+    assert list(wide.columns) == ["Ours-Joint", "FusionSeg (official)"]
+    assert list(wide.index) == ["cows", "bmx", "mean"]  # the file's order, then the mean
+    assert wide.loc["cows", "FusionSeg (official)"] == pytest.approx(90.0)
+    assert wide.loc["mean", "Ours-Joint"] == pytest.approx(60.0)
