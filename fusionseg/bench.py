@@ -167,16 +167,15 @@ def autocast(dtype: str) -> Any:
 
 
 def prepare_model(model: nn.Module, dtype: str) -> nn.Module:
-    """The model in eval mode, channels_last for bf16 (oneDNN's fast layout for bf16 convolutions),
-    contiguous for fp32 (set both ways: a model may be reused across settings)."""
-    layout = torch.channels_last if dtype == "bf16" else torch.contiguous_format
-    return model.eval().to(memory_format=layout)
+    """The model in eval mode and channels_last (oneDNN's fast layout, as `fusionseg.infer` feeds
+    it on a CPU, for both dtypes)."""
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def random_input(batch: int, size: Size, dtype: str) -> torch.Tensor:
-    """A (batch, 3, H, W) input in [0, 1], channels_last for bf16."""
+    """A (batch, 3, H, W) input in [0, 1], channels_last (as `fusionseg.infer` makes it)."""
     x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0))
-    return x.contiguous(memory_format=torch.channels_last) if dtype == "bf16" else x
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -458,7 +457,7 @@ def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) ->
         return value
 
     frames = [timed("decode", lambda p=p: resized(read_rgb(p), size)) for p in paths]
-    channels_last = dtype == "bf16"
+    channels_last = True  # as fusionseg.infer on a CPU
     for i, j in flow_pairs(len(frames)):
         flow = timed("flow", lambda i=i, j=j: compute_flow(frames[i], frames[j], "dis"))
         image = timed("flow_image", lambda flow=flow: flow_to_color(flow))
@@ -529,12 +528,10 @@ def measure_joint_variants(
     models: Models, paths: list[Path], size: Size, dtype: str, repeats: int
 ) -> list[dict[str, Any]]:
     """`measure_joint_library` for each of `JOINT_VARIANTS`: what folding the BatchNorms and
-    overlapping the flow each buy. The library path as a user gets it: not channels_last."""
+    overlapping the flow each buy. The library path as a user gets it (channels_last inputs)."""
     rows = []
     for variant in JOINT_VARIANTS:
-        joint = build_joint(models, dtype, variant["fold_batchnorm"]).to(
-            memory_format=torch.contiguous_format
-        )
+        joint = build_joint(models, dtype, variant["fold_batchnorm"])
         rows.append(
             {**variant, **measure_joint_library(joint, paths, size, dtype, repeats, variant["overlap_flow"])}
         )

@@ -106,8 +106,10 @@ def iter_logits(
     """Run `model(*batch)` over parallel input sequences (one per model argument), in batches.
 
     Yields (frame indices, their original (H, W) sizes, float32 logits (B, 2, h, w) at the working
-    size). A batch holds consecutive frames of one working size. bf16 autocast and channels_last
-    inputs where the hardware supports bf16. Frames are decoded one batch at a time.
+    size). A batch holds consecutive frames of one working size. bf16 autocast where the hardware
+    supports bf16; channels_last inputs on a CPU (oneDNN's fast layout: Lite0 at 427x240 in fp32
+    took 29.6 instead of 38.1 ms per frame on the quiet 2-core machine; same logits to float
+    rounding). Frames are decoded one batch at a time.
     """
     n = len(inputs[0])
     if any(len(seq) != n for seq in inputs):
@@ -127,7 +129,7 @@ def iter_item_logits(
     """`iter_logits` over (frame index, inputs) items as they come, e.g. from a background thread."""
     device = _device(model)
     bf16 = use_bf16(precision, device)
-    channels_last = bf16 and device.type == "cpu"
+    channels_last = device.type == "cpu"
     model.eval()
 
     def forward(batch: list[Item]) -> tuple[list[int], list[Size], torch.Tensor]:
