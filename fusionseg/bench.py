@@ -7,9 +7,10 @@ What is measured (each after a warm-up; the median of the repeats is reported):
 - `inference`: frames/s of one stream per backbone, output stride, resolution and dtype (fp32, or
   bf16 autocast with channels_last model and input), with the forward pass's FLOPs (counted by
   `torch.utils.flop_counter.FlopCounterMode`) and the achieved GFLOP/s against `peak`;
-- `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams, fusion,
-  probabilities) frame by frame, with milliseconds per frame for each stage, and the library's own
-  batched path (`fusionseg.infer.flow_images_of` + `predict_video` on a `JointModel`);
+- `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams with folded
+  BatchNorms, fusion, probabilities) frame by frame, with milliseconds per frame for each stage,
+  and the library's own batched path (`fusionseg.infer.predict_joint` on a `JointModel`: folded
+  BatchNorms, flow overlapped with the networks), also without each of these speed-ups;
 - `training`: images/s of a stream's training step (forward, backward, SGD update; data loading
   not included) per crop size and dtype;
 - `book`: wall time and peak memory per notebook from `results/<profile>/provenance/book.json`.
@@ -166,16 +167,15 @@ def autocast(dtype: str) -> Any:
 
 
 def prepare_model(model: nn.Module, dtype: str) -> nn.Module:
-    """The model in eval mode, channels_last for bf16 (oneDNN's fast layout for bf16 convolutions),
-    contiguous for fp32 (set both ways: a model may be reused across settings)."""
-    layout = torch.channels_last if dtype == "bf16" else torch.contiguous_format
-    return model.eval().to(memory_format=layout)
+    """The model in eval mode and channels_last (oneDNN's fast layout, as `fusionseg.infer` feeds
+    it on a CPU, for both dtypes)."""
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def random_input(batch: int, size: Size, dtype: str) -> torch.Tensor:
-    """A (batch, 3, H, W) input in [0, 1], channels_last for bf16."""
+    """A (batch, 3, H, W) input in [0, 1], channels_last (as `fusionseg.infer` makes it)."""
     x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0))
-    return x.contiguous(memory_format=torch.channels_last) if dtype == "bf16" else x
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,13 +428,17 @@ def measure_wait_policy(plan: Plan, bar: tqdm) -> list[dict[str, Any]]:
     return rows
 
 
-def build_joint(models: Models, dtype: str) -> nn.Module:
-    """Two ImageNet-initialised Lite0 streams (OS 16) and the release's fusion, as one JointModel."""
+def build_joint(models: Models, dtype: str, fold_bn: bool = True) -> nn.Module:
+    """Two ImageNet-initialised Lite0 streams (OS 16) and the release's fusion, as one JointModel,
+    with the streams' BatchNorms folded into their convs as `fusionseg.infer.load_stream` does
+    (unless `fold_bn` is False)."""
     from fusionseg.infer import JointModel
-    from fusionseg.models import ReleaseFusion
+    from fusionseg.models import ReleaseFusion, fold_batchnorm
 
-    joint = JointModel(models.get("lite0", 16), models.get("lite0", 16), ReleaseFusion())
-    return prepare_model(joint, dtype)
+    streams = [models.get("lite0", 16).eval() for _ in range(2)]
+    if fold_bn:
+        streams = [fold_batchnorm(stream) for stream in streams]
+    return prepare_model(JointModel(*streams, ReleaseFusion()), dtype)
 
 
 def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) -> dict[str, float]:
@@ -453,7 +457,7 @@ def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) ->
         return value
 
     frames = [timed("decode", lambda p=p: resized(read_rgb(p), size)) for p in paths]
-    channels_last = dtype == "bf16"
+    channels_last = True  # as fusionseg.infer on a CPU
     for i, j in flow_pairs(len(frames)):
         flow = timed("flow", lambda i=i, j=j: compute_flow(frames[i], frames[j], "dis"))
         image = timed("flow_image", lambda flow=flow: flow_to_color(flow))
@@ -496,25 +500,49 @@ def measure_joint_stages(
     }
 
 
+# The library's joint path with and without each speed-up of issue 9 (default path last).
+JOINT_VARIANTS = (
+    {"fold_batchnorm": False, "overlap_flow": False},
+    {"fold_batchnorm": True, "overlap_flow": False},
+    {"fold_batchnorm": True, "overlap_flow": True},
+)
+
+
 def measure_joint_library(
-    joint: nn.Module, paths: list[Path], size: Size, dtype: str, repeats: int
+    joint: nn.Module, paths: list[Path], size: Size, dtype: str, repeats: int, overlap_flow: bool = True
 ) -> dict[str, Any]:
-    """Frames/s of the library's own path: decode, `flow_images_of`, `predict_video` (batch 8)."""
-    from fusionseg.infer import flow_images_of, predict_video
+    """Frames/s of the library's own path: decode, then `predict_joint` (flow and flow images in a
+    background thread overlapped with the networks, or computed on the way without overlap), with
+    the default batch size."""
+    from fusionseg.infer import INFERENCE_BATCH, predict_joint
 
     def run() -> None:
         frames = [resized(read_rgb(p), size) for p in paths]
-        flows = flow_images_of(frames, "dis")
-        predict_video(joint, frames, batch_size=8, flow_images=flows, precision=dtype)
+        predict_joint(joint, frames, "dis", precision=dtype, overlap=overlap_flow)
 
     timing = time_call(run, repeats)
-    return {"fps": len(paths) / timing["seconds"], "batch_size": 8, **timing}
+    return {"fps": len(paths) / timing["seconds"], "batch_size": INFERENCE_BATCH, **timing}
+
+
+def measure_joint_variants(
+    models: Models, paths: list[Path], size: Size, dtype: str, repeats: int
+) -> list[dict[str, Any]]:
+    """`measure_joint_library` for each of `JOINT_VARIANTS`: what folding the BatchNorms and
+    overlapping the flow each buy. The library path as a user gets it (channels_last inputs)."""
+    rows = []
+    for variant in JOINT_VARIANTS:
+        joint = build_joint(models, dtype, variant["fold_batchnorm"])
+        rows.append(
+            {**variant, **measure_joint_library(joint, paths, size, dtype, repeats, variant["overlap_flow"])}
+        )
+    return rows
 
 
 def measure_joint(
     plan: Plan, models: Models, paths: list[Path], peak: dict[str, float], bar: tqdm
 ) -> list[dict[str, Any]]:
-    """The joint pipeline per dtype: per-stage breakdown, library path, and FLOPs of the networks."""
+    """The joint pipeline per dtype: per-stage breakdown (folded BatchNorms), the library path
+    (its default and the variants without each speed-up), and the networks' FLOPs."""
     rows = []
     size = plan.joint_size
     for dtype in plan.dtypes:
@@ -524,10 +552,7 @@ def measure_joint(
         with torch.inference_mode(), autocast(dtype):
             flops = count_flops(lambda joint=joint, x=x: joint(x, x))
         stages = measure_joint_stages(joint, paths, size, dtype, plan.repeats)
-        # the library path as a user gets it: load_model's weights are not channels_last
-        library = measure_joint_library(
-            joint.to(memory_format=torch.contiguous_format), paths, size, dtype, plan.repeats
-        )
+        variants = measure_joint_variants(models, paths, size, dtype, plan.repeats)
         network_s = sum(stages["stage_ms_per_frame"][s] for s in ("appearance", "motion", "fusion")) / 1000
         rows.append(
             {
@@ -541,8 +566,9 @@ def measure_joint(
                 "network_achieved_gflops": flops / network_s / 1e9,
                 "peak_gflops": peak[dtype],
                 "target_fps": JOINT_TARGET_FPS,
-                "per_frame": stages,
-                "library_path": library,
+                "per_frame": {**stages, "fold_batchnorm": True},
+                "library_path": variants[-1],  # the default: folded BatchNorms, overlapped flow
+                "library_variants": variants,
             }
         )
     return rows
@@ -710,6 +736,13 @@ def latest_record(folder: Path | None = None) -> tuple[Path, dict[str, Any]] | N
     return path, record
 
 
+def variant_label(row: dict[str, Any]) -> str:
+    """E.g. 'folded BN, overlapped flow: 9.1 frames/s'."""
+    fold = "folded BN" if row["fold_batchnorm"] else "unfolded BN"
+    flow = "overlapped flow" if row["overlap_flow"] else "sequential flow"
+    return f"{fold}, {flow}: {row['fps']:.1f} frames/s"
+
+
 def summary(record: dict[str, Any]) -> str:
     """A few lines for the terminal: the joint pipeline against its target, and the peak."""
     lines = ["peak: " + ", ".join(f"{r['dtype']} {r['gflops_best']:.0f} GFLOP/s" for r in record["peak"])]
@@ -717,8 +750,9 @@ def summary(record: dict[str, Any]) -> str:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in row["per_frame"]["stage_ms_per_frame"].items())
         lines.append(
             f"joint {row['width']}x{row['height']} {row['dtype']}: {row['per_frame']['fps']:.1f} frames/s "
-            f"frame by frame ({stages} ms), {row['library_path']['fps']:.1f} frames/s via predict_video "
-            f"(target {row['target_fps']:.0f})"
+            f"frame by frame ({stages} ms), {row['library_path']['fps']:.1f} frames/s via predict_joint "
+            f"(target {row['target_fps']:.0f}); "
+            + ", ".join(variant_label(v) for v in row["library_variants"])
         )
     lines.append(f"load average {record['load_start']} at start, {record['load_end']} at end")
     return "\n".join(lines)

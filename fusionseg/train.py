@@ -450,7 +450,9 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
 
         model = build_stream(config.backbone, config.output_stride, config.pretrained, config.freeze_bn)
     bf16 = use_bf16(config.precision, processes.device)
-    channels_last = bf16 and processes.device.type == "cpu"
+    # channels_last on a CPU (oneDNN's fast layout): a Lite0 step at 192 px, batch 8, fp32 took
+    # 0.38 instead of 0.54 s on the quiet 2-core machine
+    channels_last = processes.device.type == "cpu"
     model = model.to(
         processes.device, memory_format=torch.channels_last if channels_last else torch.preserve_format
     )
@@ -628,7 +630,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--init", type=Path, help="start from these weights (a stream .pt or a backbone state dict)"
     )
     parser.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast / channels_last")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process")

@@ -11,6 +11,7 @@ from torch import nn
 
 from fusionseg import bench
 from fusionseg.cli import main
+from fusionseg.infer import INFERENCE_BATCH
 
 SECTIONS = (
     "machine",
@@ -104,10 +105,38 @@ def test_quick_bench_writes_a_complete_record(tmp_path, results_tmp):
         assert all(ms > 0 for ms in stages.values())
         assert abs(sum(stages.values()) - row["per_frame"]["total_ms_per_frame"]) < 1e-6
         assert row["per_frame"]["fps"] > 0 and row["library_path"]["fps"] > 0
+        assert row["per_frame"]["fold_batchnorm"] is True
+        variants = [(v["fold_batchnorm"], v["overlap_flow"]) for v in row["library_variants"]]
+        assert variants == [(False, False), (True, False), (True, True)]
+        assert row["library_path"] == row["library_variants"][-1]  # the default path
+        assert all(v["fps"] > 0 and v["batch_size"] == INFERENCE_BATCH for v in row["library_variants"])
         assert row["gflop_per_frame"] > 0 and row["network_achieved_gflops"] > 0
     assert record["wait_policy"] == []  # a full run only: it starts two more processes
     assert record["book"] == {}  # the temporary results folder holds no book run
     assert len(record["load_start"]) == 3 and len(record["load_end"]) == 3
+
+
+def test_summary_names_each_joint_variant():
+    variants = [
+        {"fold_batchnorm": False, "overlap_flow": False, "fps": 6.8},
+        {"fold_batchnorm": True, "overlap_flow": False, "fps": 7.5},
+        {"fold_batchnorm": True, "overlap_flow": True, "fps": 8.3},
+    ]
+    row = {
+        "width": 427,
+        "height": 240,
+        "dtype": "fp32",
+        "target_fps": 10.0,
+        "per_frame": {"fps": 6.0, "stage_ms_per_frame": {"flow": 7.8}},
+        "library_path": variants[-1],
+        "library_variants": variants,
+    }
+    record = {"peak": [{"dtype": "fp32", "gflops_best": 332.0}], "joint": [row]}
+    text = bench.summary(record | {"load_start": [1, 1, 1], "load_end": [1, 1, 1]})
+    assert "8.3 frames/s via predict_joint (target 10)" in text
+    assert "unfolded BN, sequential flow: 6.8 frames/s" in text
+    assert "folded BN, sequential flow: 7.5 frames/s" in text
+    assert "folded BN, overlapped flow: 8.3 frames/s" in text
 
 
 def test_latest_record_prefers_full_records_then_the_newest(tmp_path):

@@ -141,6 +141,86 @@ def test_whole_frame_matches_an_independent_per_pixel_transcription(max_flow):
     assert np.abs(ours - expected)[at_an_integer].max(initial=0) <= 1
 
 
+def _previous_flow_to_color(flow: np.ndarray, max_flow: float | None = None) -> np.ndarray:
+    """`flow_to_color` as it was before it was made faster (issue 9), whole-frame and vectorised:
+    the faster one must give exactly these bytes."""
+    flow = np.asarray(flow, dtype=np.float64)
+    u, v = flow[..., 0].copy(), flow[..., 1].copy()
+    nan = np.isnan(u) | np.isnan(v)
+    unknown = ~nan & ((np.abs(u) > 1e9) | (np.abs(v) > 1e9))
+    u[nan | unknown] = 0.0
+    v[nan | unknown] = 0.0
+    max_radius = (
+        float(np.sqrt(u**2 + v**2).max(initial=-1.0)) if max_flow is None or max_flow <= 0 else max_flow
+    )
+    u /= max_radius + flowmod.MATLAB_EPS
+    v /= max_radius + flowmod.MATLAB_EPS
+    wheel = flowmod.color_wheel() / 255.0
+    n_colors = len(wheel)
+    radius = np.sqrt(u**2 + v**2)
+    position = (np.arctan2(-v, -u) / np.pi + 1) / 2 * (n_colors - 1) + 1
+    k0 = np.floor(position)
+    frac = (position - k0)[..., None]
+    k0 = k0.astype(np.int64) - 1
+    k1 = (k0 + 1) % n_colors
+    color = (1 - frac) * wheel[k0] + frac * wheel[k1]
+    inside = (radius <= 1)[..., None]
+    color = np.where(inside, 1 - radius[..., None] * (1 - color), color * 0.75)
+    color[nan | unknown] = 0.0
+    return np.floor(255 * color).astype(np.uint8)
+
+
+def _awkward_flow(seed: int, height: int, width: int, dtype: type = np.float32) -> np.ndarray:
+    """Random flow of a few pixels with NaN, unknown (> 1e9, inf), zero, exact-axis and large
+    vectors scattered over the frame (so over several of flow_to_color's row blocks)."""
+    rng = np.random.default_rng(seed)
+    flow = rng.normal(scale=3.0, size=(height, width, 2))
+    flow[rng.random((height, width)) < 0.1] = 0.0
+    axes = rng.random((height, width)) < 0.05
+    flow[axes] = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])[rng.integers(0, 4, axes.sum())]
+    flow[rng.random((height, width)) < 0.01, 0] = np.nan
+    flow[rng.random((height, width)) < 0.01, 1] = np.nan
+    flow[rng.random((height, width)) < 0.01, 0] = 2e9
+    flow[rng.random((height, width)) < 0.01, 1] = -np.inf
+    flow[rng.integers(height), rng.integers(width)] = [25.0, -17.0]  # the largest known radius
+    return flow.astype(dtype)
+
+
+@pytest.mark.parametrize("max_flow", [None, 0.0, 1.0, 3.0, 40.0])
+@pytest.mark.parametrize(("height", "width", "dtype"), [(240, 427, np.float32), (37, 1000, np.float64)])
+def test_flow_to_color_is_bit_identical_to_the_previous_implementation(max_flow, height, width, dtype):
+    flow = _awkward_flow(3, height, width, dtype)
+    assert np.array_equal(flow_to_color(flow, max_flow), _previous_flow_to_color(flow, max_flow))
+    clean = np.nan_to_num(flow, nan=0.0, posinf=0.0, neginf=0.0)
+    clean[np.abs(clean) > 1e9] = 0.0
+    assert np.array_equal(flow_to_color(clean, max_flow), _previous_flow_to_color(clean, max_flow))
+
+
+@pytest.mark.parametrize("max_flow", [None, 1.0, 2.5, 3.0, 10.0])
+def test_flow_to_color_matches_the_previous_implementation_on_a_grid_of_exact_vectors(max_flow):
+    """Quarter-pixel vectors: exact directions and radii (e.g. 1 with a given max_flow) put
+    255 * colour on or next to integers, where any change in rounding would show in the bytes
+    (random flow almost never does)."""
+    steps = np.arange(-40, 41) / 4
+    grid = np.stack(np.meshgrid(steps, steps), axis=-1)
+    assert np.array_equal(flow_to_color(grid, max_flow), _previous_flow_to_color(grid, max_flow))
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        np.zeros((5, 4, 2), np.float32),  # all zero: white
+        np.full((3, 3, 2), np.nan),  # all unknown: black
+        np.zeros((0, 7, 2)),  # empty
+        np.full((2, 20000, 2), 0.5, np.float16),  # rows wider than a block, float16 input
+    ],
+)
+def test_flow_to_color_edge_cases_match_the_previous_implementation(flow):
+    ours = flow_to_color(flow)
+    assert ours.shape == (*flow.shape[:2], 3) and ours.dtype == np.uint8
+    assert np.array_equal(ours, _previous_flow_to_color(flow))
+
+
 # --------------------------------------------------------------------------------------------------
 # Flow methods and the release's pairing
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import threading
 from pathlib import Path
 
 import cv2
@@ -13,8 +16,17 @@ from PIL import Image
 from torch import nn
 
 from fusionseg.cli import main
-from fusionseg.infer import JointModel, masks_from, predict_video, read_frames
-from fusionseg.io import read_gray, write_png
+from fusionseg.infer import (
+    JointModel,
+    flow_images_of,
+    load_stream,
+    masks_from,
+    predict_joint,
+    predict_video,
+    prefetch,
+    read_frames,
+)
+from fusionseg.io import DataError, read_gray, write_png
 from fusionseg.models import ReleaseFusion, build_stream
 from fusionseg.train import save_weights
 
@@ -156,3 +168,131 @@ def test_video_files_are_decoded_with_opencv(tmp_path):
     assert names == ["00000", "00001", "00002"]
     assert [f.shape for f in frames] == [(24, 32, 3)] * 3
     assert math.isclose(fps, 10.0) and abs(int(frames[2].mean()) - 160) < 8
+
+
+# ----------------------------------------------------------------------------------------------
+# Folded BatchNorms and the overlapped flow of the joint path (issue 9)
+
+
+def test_load_stream_folds_batchnorm_without_changing_the_logits(lite0_weights):
+    folded, unfolded = load_stream(lite0_weights), load_stream(lite0_weights, fold_bn=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in unfolded.modules())
+    x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = unfolded(x)
+        assert float((folded(x) - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
+
+
+def moving_square_frames(n: int = 5, height: int = 48, width: int = 64) -> list[np.ndarray]:
+    """A bright square moving right by 3 px per frame on a dark random background."""
+    background = np.random.default_rng(0).integers(0, 60, size=(height, width, 3), dtype=np.uint8)
+    frames = []
+    for i in range(n):
+        frame = background.copy()
+        frame[12:36, 6 + 3 * i : 30 + 3 * i] = 230
+        frames.append(frame)
+    return frames
+
+
+class CountingFrames(list):
+    """A list of frames that counts how often each one is read."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        super().__init__(frames)
+        self.reads = [0] * len(frames)
+
+    def __getitem__(self, index):
+        self.reads[index] += 1
+        return super().__getitem__(index)
+
+
+@pytest.fixture(scope="module")
+def lite0_joint() -> JointModel:
+    torch.manual_seed(0)
+    streams = [build_stream("lite0", 16, pretrained=False) for _ in range(2)]
+    return JointModel(*streams, ReleaseFusion()).eval()
+
+
+@pytest.mark.parametrize("size", [None, (32, 40)])
+def test_overlapped_flow_gives_the_sequential_paths_probabilities(lite0_joint, size):
+    frames = moving_square_frames()
+    expected = predict_video(
+        lite0_joint, frames, batch_size=2, size=size, flow_images=flow_images_of(frames), precision="fp32"
+    )
+    for overlap in (True, False):
+        got = predict_joint(lite0_joint, frames, batch_size=2, size=size, precision="fp32", overlap=overlap)
+        assert len(got) == len(expected)
+        for p, q in zip(got, expected, strict=True):
+            assert p.shape == q.shape and np.array_equal(p, q)
+
+
+def test_the_joint_path_reads_each_frame_once():
+    frames = CountingFrames(moving_square_frames(4))
+    joint = JointModel(RedIsForeground(), RedIsForeground(), AddLogits())
+    probabilities = predict_joint(joint, frames, batch_size=3, precision="fp32")
+    assert frames.reads == [1, 1, 1, 1]
+    # the motion stream saw the flow images: red channel of the flow image of frame 0
+    flow_red = flow_images_of(list(frames))[0][..., 0] / 255
+    expected = sigmoid(4 * (frames[0][..., 0] / 255 - 0.5) + 4 * (flow_red - 0.5))
+    np.testing.assert_allclose(probabilities[0], expected, rtol=1e-5, atol=1e-6)
+
+
+class BrokenFrames(list):
+    """Frames whose frame `broken` cannot be read."""
+
+    def __init__(self, frames: list[np.ndarray], broken: int):
+        super().__init__(frames)
+        self.broken = broken
+
+    def __getitem__(self, index):
+        if index == self.broken:
+            raise OSError("truncated JPEG")
+        return super().__getitem__(index)
+
+
+def prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "fusionseg-prefetch"]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_failing_frame_is_named_in_the_callers_error(overlap):
+    frames = BrokenFrames(moving_square_frames(6), broken=4)
+    joint = JointModel(RedIsForeground(), RedIsForeground(), AddLogits())
+    names = [f"f{i:03d}" for i in range(6)]
+    with pytest.raises(DataError, match=r"frame 4 \(f004\): truncated JPEG") as caught:
+        predict_joint(joint, frames, batch_size=2, overlap=overlap, names=names)
+    assert isinstance(caught.value.__cause__, OSError)
+    assert prefetch_threads() == []
+
+
+def test_frames_of_different_sizes_are_named():
+    frames = moving_square_frames(3)
+    frames[2] = frames[2][:40]
+    joint = JointModel(RedIsForeground(), RedIsForeground(), AddLogits())
+    with pytest.raises(DataError, match="frame 1: flow to frame 2 failed: frames differ in size"):
+        predict_joint(joint, frames)
+
+
+def test_prefetch_stops_its_thread_when_the_caller_stops_early():
+    with contextlib.closing(prefetch(itertools.count(), depth=2)) as numbers:
+        assert [next(numbers) for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert prefetch_threads() == []
+
+
+def test_segment_names_the_frame_whose_flow_fails(frame_folder, lite0_weights, tmp_path, capsys):
+    write_png(frame_folder / "00002.png", np.zeros((32, 32, 3), np.uint8))  # a frame of another size
+    fusion = tmp_path / "fusion.pt"
+    save_weights(fusion, ReleaseFusion(), {"kind": "fusion"})
+    weights = ["--weights", str(lite0_weights), "--motion-weights", str(lite0_weights)]
+    args = [
+        "segment",
+        str(frame_folder),
+        "--out",
+        str(tmp_path / "o"),
+        *weights,
+        "--fusion-weights",
+        str(fusion),
+    ]
+    assert main(args) == 2
+    assert "frame 1 (00001): flow to frame 2 failed" in capsys.readouterr().err
