@@ -464,7 +464,7 @@ def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) ->
         rgb, mot = timed(
             "to_tensor",
             lambda i=i, image=image: [
-                to_input(torch.from_numpy(a[None]), channels_last) for a in (frames[i], image)
+                to_input(torch.from_numpy(np.stack([a])), channels_last) for a in (frames[i], image)
             ],
         )
         with torch.inference_mode(), autocast(dtype):
