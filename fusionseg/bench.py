@@ -5,7 +5,7 @@ What is measured (each after a warm-up; the median of the repeats is reported):
 - `peak`: GFLOP/s of a large fp32 and bf16 matrix product, the practical ceiling of this CPU;
 - `flow`: optical flow frames/s per method (and DIS preset) and resolution;
 - `inference`: frames/s of one stream per backbone, output stride, resolution and dtype (fp32, or
-  bf16 autocast with channels_last model and input), with the forward pass's FLOPs (counted by
+  bf16 autocast; channels_last model and input for both, as the library runs them), with the forward pass's FLOPs (counted by
   `torch.utils.flop_counter.FlopCounterMode`) and the achieved GFLOP/s against `peak`;
 - `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams with folded
   BatchNorms, fusion, probabilities) frame by frame, with milliseconds per frame for each stage,
@@ -166,13 +166,13 @@ def autocast(dtype: str) -> Any:
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
 
 
-def prepare_model(model: nn.Module, dtype: str) -> nn.Module:
+def prepare_model(model: nn.Module) -> nn.Module:
     """The model in eval mode and channels_last (oneDNN's fast layout, as `fusionseg.infer` feeds
     it on a CPU, for both dtypes)."""
     return model.eval().to(memory_format=torch.channels_last)
 
 
-def random_input(batch: int, size: Size, dtype: str) -> torch.Tensor:
+def random_input(batch: int, size: Size) -> torch.Tensor:
     """A (batch, 3, H, W) input in [0, 1], channels_last (as `fusionseg.infer` makes it)."""
     x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0))
     return x.contiguous(memory_format=torch.channels_last)
@@ -307,8 +307,8 @@ def measure_stream(
     model: nn.Module, size: Size, batch: int, dtype: str, repeats: int, peak: dict[str, float]
 ) -> dict[str, Any]:
     """Frames/s, FLOPs and achieved GFLOP/s of one stream's forward pass."""
-    model = prepare_model(model, dtype)
-    x = random_input(batch, size, dtype)
+    model = prepare_model(model)
+    x = random_input(batch, size)
 
     def forward() -> torch.Tensor:
         with torch.inference_mode(), autocast(dtype):
@@ -382,7 +382,7 @@ def stream_fps(size: Size, threads: int, repeats: int) -> float:
 
     torch.set_num_threads(threads)
     model = build_stream("lite0", 16, pretrained=False).eval()
-    x = random_input(1, size, "fp32")
+    x = random_input(1, size)
 
     def forward() -> None:
         with torch.inference_mode():
@@ -438,7 +438,7 @@ def build_joint(models: Models, dtype: str, fold_bn: bool = True) -> nn.Module:
     streams = [models.get("lite0", 16).eval() for _ in range(2)]
     if fold_bn:
         streams = [fold_batchnorm(stream) for stream in streams]
-    return prepare_model(JointModel(*streams, ReleaseFusion()), dtype)
+    return prepare_model(JointModel(*streams, ReleaseFusion()))
 
 
 def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) -> dict[str, float]:
@@ -457,14 +457,14 @@ def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) ->
         return value
 
     frames = [timed("decode", lambda p=p: resized(read_rgb(p), size)) for p in paths]
-    channels_last = True  # as fusionseg.infer on a CPU
     for i, j in flow_pairs(len(frames)):
         flow = timed("flow", lambda i=i, j=j: compute_flow(frames[i], frames[j], "dis"))
         image = timed("flow_image", lambda flow=flow: flow_to_color(flow))
         rgb, mot = timed(
             "to_tensor",
             lambda i=i, image=image: [
-                to_input(torch.from_numpy(np.stack([a])), channels_last) for a in (frames[i], image)
+                to_input(torch.from_numpy(np.stack([a])), channels_last=True)  # as fusionseg.infer
+                for a in (frames[i], image)
             ],
         )
         with torch.inference_mode(), autocast(dtype):
@@ -548,7 +548,7 @@ def measure_joint(
     for dtype in plan.dtypes:
         bar.set_postfix_str(f"joint {size[1]}x{size[0]} {dtype}")
         joint = build_joint(models, dtype)
-        x = random_input(1, size, dtype)
+        x = random_input(1, size)
         with torch.inference_mode(), autocast(dtype):
             flops = count_flops(lambda joint=joint, x=x: joint(x, x))
         stages = measure_joint_stages(joint, paths, size, dtype, plan.repeats)
@@ -603,8 +603,8 @@ def measure_training(plan: Plan, models: Models, peak: dict[str, float], bar: tq
     for backbone, crop, batch in plan.training:
         for dtype in plan.dtypes:
             bar.set_postfix_str(f"train {backbone} {crop}px b{batch} {dtype}")
-            model = prepare_model(models.get(backbone, 16), dtype)
-            x = random_input(batch, (crop, crop), dtype)
+            model = prepare_model(models.get(backbone, 16))
+            x = random_input(batch, (crop, crop))
             with torch.no_grad(), autocast(dtype):
                 flops = 3 * count_flops(lambda model=model, x=x: model(x))
             model.train()

@@ -108,7 +108,6 @@ METHODS = ("Flow-Th", "Flow-Sal", "Ours-A", "Ours-M", "Ours-Joint", "Ours-Joint 
 BASELINE_METHODS = {"Flow-Th": "flow-th", "Flow-Sal": "flow-sal"}
 FUSION_DESIGNS = {"Ours-Joint": "paper", "Ours-Joint (release)": "release"}
 REFERENCE = "FusionSeg (official)"  # the DAVIS benchmark's published FusionSeg results
-REFERENCE_FOLDER = "davis_benchmark"  # under $FUSIONSEG_DATA
 TABLES = {"davis": "table1_davis", "youtube_objects": "table2_youtube_objects", "segtrack": "table3_segtrack"}
 
 
@@ -896,7 +895,7 @@ def reference_frames(profile: Profile, dataset: str, videos: Sequence[Video]) ->
 
     if profile.data != "real" or dataset != "davis":
         return None
-    root = profile.resolve_data_root() / REFERENCE_FOLDER
+    root = dataset_folder(profile, "davis_benchmark")
     if not (root / PER_FRAME_FILE).is_file():
         log(f"no {root / PER_FRAME_FILE}: the tables have no official FusionSeg reference")
         return None

@@ -199,11 +199,6 @@ def test_category_means():
 # --- the benchmark's published FusionSeg numbers ---------------------------------------------------
 
 
-def _published(benchmark_root: Path, split: str) -> dict[str, float]:
-    """The 'fseg' entry of global_eval_<split>_2016.js."""
-    return read_published_summary(benchmark_root, split)
-
-
 def _split_sequences(davis_root: Path, split: str) -> list[str]:
     lines = (davis_root / "ImageSets" / "480p" / f"{split}.txt").read_text().split()
     return sorted({line.split("/")[3] for line in lines if line.startswith("/JPEGImages/")})
@@ -228,7 +223,7 @@ def test_fusionseg_statistics_from_published_per_frame_values(benchmark_root, da
     not counting 0.8764). So recall is checked to lie between the two readings.
     """
     raw = json.loads((benchmark_root / "fseg_davis_raw_eval_2016.json").read_text())
-    published = _published(benchmark_root, split)
+    published = read_published_summary(benchmark_root, split)
     sequences = _split_sequences(davis_root, split)
     assert len(sequences) == {"val": 20, "train": 30, "trainval": 50}[split]
     for measure in "JF":
@@ -258,5 +253,5 @@ def test_fusionseg_statistics_from_published_per_frame_values(benchmark_root, da
 
 def test_published_all_50_matches_design_card(benchmark_root):
     """DESIGN section 4: all 50 sequences, J 0.716 and F 0.658 (the trainval entry)."""
-    published = _published(benchmark_root, "trainval")
+    published = read_published_summary(benchmark_root, "trainval")
     assert (published["Jmean"], published["Fmean"]) == (0.716, 0.658)

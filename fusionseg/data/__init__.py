@@ -35,6 +35,7 @@ DEFAULT_FOLDERS = {
     "imagenet_vid": "ILSVRC2015",
     "duts": "DUTS",
     "voc": "VOC",
+    "davis_benchmark": "davis_benchmark",  # published results (fusionseg.data.davis_benchmark)
 }
 
 
