@@ -13,8 +13,9 @@ global affine motion model to the flow (RANSAC on a grid of flow correspondences
 `cv2.estimateAffine2D`) and subtracts it, so that only motion *relative to the camera's* is left.
 
 `fusionseg baseline {flow-th,flow-sal}` writes PNG masks laid out like DAVIS `Annotations/480p`
-(at the annotation size) and scores them with `fusionseg.evaluate`.
-`python -m fusionseg.baselines --reproduce-real-lite` makes `results/real-lite/table1_flow_baselines.csv`.
+(at the annotation size) and scores them with `fusionseg.evaluate`. The real-data run's variant table
+(`results/real-lite/table1_flow_baselines.csv`: DIS and DeepFlow, plain and camera-compensated) is
+the pipeline's `flow_baselines` stage (`score_variants`, `variant_table`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from fusionseg.flow import (
     flow_params,
     flow_to_color,
     parse_size,
-    resolve_params,
 )
 from fusionseg.io import atomic_path, read_gray, write_png
 
@@ -201,22 +201,13 @@ def variant_name(baseline: str, camera_compensation: bool) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# The committed real-lite table (`python -m fusionseg.baselines --reproduce-real-lite`)
+# The variant table of the real-data run (the pipeline's `flow_baselines` stage)
 
-REPRODUCE_COMMAND = "python -m fusionseg.baselines --reproduce-real-lite"
-PROFILE = "real-lite"
-# (flow method, DAVIS split, baselines): Flow-Th with DIS on all 50 sequences (the paper's Table 1
-# set; the val rows are the val subset of these), everything else on val (20 sequences). Each
-# baseline is scored plain and with camera compensation.
-REAL_LITE_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("dis", "trainval", ("flow-th",)),
-    ("dis", "val", ("flow-sal",)),
-    ("deepflow", "val", BASELINES),
-)
 TABLE_COLUMNS = [
     "source", "baseline", "camera_compensation", "flow", "saliency", "split", "n_sequences",
     "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay",
 ]  # fmt: skip
+Variant = tuple[str, str, str, bool]  # (flow method, DAVIS split, baseline, camera compensation)
 
 
 def _masks_for(
@@ -253,6 +244,34 @@ def score_variant(
         return pd.concat(list(bar(pool.imap(_score_one, jobs))), ignore_index=True)
 
 
+def variants(runs: Sequence[tuple[str, str, tuple[str, ...]]]) -> Iterator[Variant]:
+    """Every scored variant of `runs` ((flow method, split, baselines) each): plain and camera-compensated."""
+    for method, split, baselines in runs:
+        for baseline, cam in itertools.product(baselines, (False, True)):
+            yield method, split, baseline, cam
+
+
+def variant_file(variant: Variant) -> str:
+    """The file name of one variant's per-sequence scores, e.g. `flow-th_cam_dis_trainval.csv`."""
+    method, split, baseline, cam = variant
+    return f"{baseline}_{'cam' if cam else 'plain'}_{method}_{split}.csv"
+
+
+def score_variants(
+    videos: Sequence[Video], val_names: set[str], runs: Sequence[tuple[str, str, tuple[str, ...]]],
+    cache: FlowCache, workers: int = 1,
+) -> dict[Variant, pd.DataFrame]:  # fmt: skip
+    """Per-sequence DAVIS scores of every variant of `runs` (flow computed into `cache` as needed);
+    `videos` are all sequences, `val_names` those of the val split."""
+    scores = {}
+    for variant in variants(runs):
+        method, split, baseline, cam = variant
+        chosen = [v for v in videos if split == "trainval" or v.name in val_names]
+        compute_videos(chosen, method, None, cache, workers)
+        scores[variant] = score_variant(chosen, baseline, cache, method, cam, DEFAULT_SALIENCY, workers)
+    return scores
+
+
 def _split_rows(
     per_sequence: pd.DataFrame, labels: dict[str, Any], split: str, val_names: set[str]
 ) -> list[dict]:
@@ -285,116 +304,20 @@ def _paper_rows() -> list[dict[str, Any]]:
     ]
 
 
-def _variant_csv(baseline: str, camera_compensation: bool, method: str, split: str) -> Path:
-    """Where one variant's per-sequence scores live in the ledger."""
-    from fusionseg.results import results_dir
-
-    name = f"{baseline}_{'cam' if camera_compensation else 'plain'}_{method}_{split}.csv"
-    return results_dir(PROFILE) / "flow_baselines" / name
-
-
-def _real_lite_variants(
-    runs: Sequence[tuple[str, str, tuple[str, ...]]],
-) -> Iterator[tuple[str, str, str, bool]]:
-    """(method, split, baseline, camera compensation) of every scored variant."""
-    for method, split, baselines in runs:
-        for baseline, cam in itertools.product(baselines, (False, True)):
-            yield method, split, baseline, cam
-
-
-def build_table(val_names: set[str]) -> pd.DataFrame:
-    """`table1_flow_baselines`: one summary row per variant and split, from the per-sequence CSVs in
-    the ledger (variants not scored yet are left out), then the paper's Table 1 rows."""
+def variant_table(scores: dict[Variant, pd.DataFrame], val_names: set[str]) -> pd.DataFrame:
+    """`table1_flow_baselines`: one summary row per variant and split, then the paper's Table 1 rows."""
     rows = []
-    for method, split, baseline, cam in _real_lite_variants(REAL_LITE_RUNS):
-        path = _variant_csv(baseline, cam, method, split)
-        if path.is_file():
-            saliency = DEFAULT_SALIENCY if baseline == "flow-sal" else ""
-            labels = {"baseline": baseline, "camera_compensation": cam, "flow": method, "saliency": saliency}
-            rows += _split_rows(pd.read_csv(path), labels, split, val_names)
+    for (method, split, baseline, cam), per_sequence in scores.items():
+        saliency = DEFAULT_SALIENCY if baseline == "flow-sal" else ""
+        labels = {"baseline": baseline, "camera_compensation": cam, "flow": method, "saliency": saliency}
+        rows += _split_rows(per_sequence, labels, split, val_names)
     return pd.DataFrame(rows + _paper_rows(), columns=TABLE_COLUMNS)
-
-
-def reproduce_real_lite(
-    davis_root: Path, workers: int = 1, cache: FlowCache | None = None, flows: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Score the baseline variants on real DAVIS, write their per-sequence CSVs and provenance, and
-    rebuild the summary table from every per-sequence CSV in the ledger.
-
-    `flows` restricts the runs to some flow methods (default: all of `REAL_LITE_RUNS`); the
-    provenance stage is then `flow_baselines_<flows>`, so that partial runs do not overwrite
-    each other's records.
-    """
-    from fusionseg.data import load_videos
-    from fusionseg.results import Provenance, fingerprint_files, results_dir, timed_stage, write_table
-
-    runs = [run for run in REAL_LITE_RUNS if flows is None or run[0] in flows]
-    command = REPRODUCE_COMMAND + (f" --workers {workers}" if workers > 1 else "")
-    command += f" --flows {','.join(flows)}" if flows else ""
-    cache = cache or FlowCache()
-    provenance = Provenance(
-        stage="flow_baselines" + ("_" + "_".join(flows) if flows else ""),
-        profile=PROFILE,
-        command=command,
-        parameters={
-            "runs": [[method, split, list(baselines)] for method, split, baselines in runs],
-            "flow_params": {method: resolve_params(method, {}) for method, _, _ in runs},
-            "flow_size": "the frames' own size, 427x240 (the real copy's frames are downsampled 2x); "
-            "masks are upsampled (nearest) to the annotations' 854x480 for scoring",
-            "pairing": "frame i -> i+1, last frame i -> i-1",
-            "flow_th": "magnitude > mean + 1 std, per frame",
-            "flow_sal": "OpenCV static saliency of the Middlebury flow image > its mean, per frame",
-            "default_saliency": DEFAULT_SALIENCY,
-            "camera_compensation": "global affine fitted by RANSAC (cv2.estimateAffine2D, tolerance 1 px) "
-            "to flow correspondences on an 8-px grid, subtracted before the baseline",
-            "evaluation": "fusionseg.evaluate.score_videos (DAVIS 2016: first and last frame dropped)",
-        },
-    )
-    with timed_stage(provenance):
-        all_videos = load_videos("davis", davis_root, "trainval")
-        val_names = {v.name for v in load_videos("davis", davis_root, "val")}
-        provenance.data_fingerprint = fingerprint_files(
-            [v.frames[0].image_path for v in all_videos] + list((davis_root / "ImageSets").rglob("*.txt"))
-        )
-        for method, split, baseline, cam in _real_lite_variants(runs):
-            videos = [v for v in all_videos if split == "trainval" or v.name in val_names]
-            compute_videos(videos, method, None, cache, workers)
-            per_sequence = score_variant(videos, baseline, cache, method, cam, DEFAULT_SALIENCY, workers)
-            path = _variant_csv(baseline, cam, method, split)
-            write_csv(per_sequence, path)
-            provenance.outputs.append(str(path.relative_to(results_dir(PROFILE))))
-        table = build_table(val_names)
-        path = write_table(table, PROFILE, "table1_flow_baselines")
-        provenance.outputs.insert(0, str(path.relative_to(results_dir(PROFILE))))
-    return table
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:
     """A table as CSV, atomically, with 6 decimals (summaries are recomputed from these)."""
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m fusionseg.baselines --reproduce-real-lite [--workers N]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m fusionseg.baselines", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--reproduce-real-lite",
-        action="store_true",
-        required=True,
-        help="score every variant on $FUSIONSEG_DATA/DAVIS; write results/real-lite/",
-    )
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes over videos")
-    parser.add_argument("--flows", default=None, help="comma-separated flow methods (default: all runs)")
-    args = parser.parse_args(argv)
-    from fusionseg.io import data_root
-
-    flows = args.flows.split(",") if args.flows else None
-    table = reproduce_real_lite(data_root() / "DAVIS", args.workers, flows=flows)
-    print(table.to_string(index=False, float_format="%.4f"))
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,7 +363,3 @@ def run_command(args: argparse.Namespace) -> int:
     print(per_sequence.to_string(index=False, float_format="%.3f"))
     print(" ".join(f"{k}={v:.3f}" for k, v in summary.items()))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -443,8 +443,8 @@ def build_joint(models: Models, dtype: str, fold_bn: bool = True) -> nn.Module:
 
 def joint_stages(joint: nn.Module, paths: list[Path], size: Size, dtype: str) -> dict[str, float]:
     """Seconds spent in each stage while segmenting the frames in `paths` one at a time."""
+    from fusionseg.checkpoints import to_input
     from fusionseg.flow import compute_flow, flow_pairs, flow_to_color
-    from fusionseg.train import to_input
 
     stages = dict.fromkeys(
         ("decode", "flow", "flow_image", "to_tensor", "appearance", "motion", "fusion"), 0.0
@@ -576,7 +576,7 @@ def measure_joint(
 
 def training_step(model: nn.Module, x: torch.Tensor, dtype: str) -> Callable[[], None]:
     """One SGD step (forward, loss, backward, update) on a fixed batch, as `train_stream` steps."""
-    from fusionseg.train import TrainConfig, make_optimizer, segmentation_loss
+    from fusionseg.train.stream import TrainConfig, make_optimizer, segmentation_loss
 
     optimizer = make_optimizer(model, TrainConfig())
     y = torch.randint(0, 2, (x.shape[0], *x.shape[-2:]), generator=torch.Generator().manual_seed(0))
@@ -657,7 +657,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME", "MKL_
 def machine_record() -> dict[str, Any]:
     """What the numbers were measured on, including the threading environment: on a busy machine
     OpenMP's default busy-waiting (OMP_WAIT_POLICY unset = active) slows multi-threaded torch badly."""
-    from fusionseg.train import cpu_supports_bf16
+    from fusionseg.checkpoints import cpu_supports_bf16
 
     return {
         "name": machine_name(),

@@ -17,7 +17,7 @@ moving-average scale factor s (divide by it; s = 0 means the statistics are 0), 
 Scale layer holds gamma and beta. The BN epsilon is Caffe's default 1e-5, the same as PyTorch's.
 
 CLI: `fusionseg import-caffe MODEL.caffemodel --arch {appearance,motion,joint} --out WEIGHTS.pt`
-writes the module's weights in the project's weights format (`fusionseg.train.save_weights`:
+writes the module's weights in the project's weights format (`fusionseg.checkpoints.save_weights`:
 {"config", "model": state_dict, ...}), which `fusionseg segment --weights`, `fusionseg.infer` and
 `build_stream("resnet101", 8, pretrained="WEIGHTS.pt")` read.
 """
@@ -255,7 +255,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Convert and save in the project's weights format, which `fusionseg segment` and
     `build_stream(..., pretrained=PATH)` read (DataError -> one clear line from the CLI)."""
-    from fusionseg.train import save_weights
+    from fusionseg.checkpoints import save_weights
 
     module = load_caffemodel(args.model, args.arch)
     config = {"source": str(args.model), "arch": args.arch}

@@ -1,10 +1,12 @@
 """Score predicted masks against a video benchmark, with each benchmark's own conventions.
 
 `score_frames` gives one row per scored frame, `score_videos` one row per sequence and `summarize`
-the dataset score (the mean over sequences). Conventions (DESIGN section 4):
+the dataset score (the mean over sequences). Conventions, as each benchmark's own toolkit scores:
 
-- davis: J and F per frame; per sequence Mean / Recall / Decay over frames 1..N-2 (the DAVIS 2016
-  toolkit drops the first and the last frame).
+- davis: J (region IoU; both masks empty counts 1) and F (boundary F-measure, `fusionseg.metrics`)
+  per frame; per sequence Mean, Recall (fraction of frames above 0.5) and Decay (the mean of the
+  first quarter of the frames minus that of the last) over frames 1..N-2: the DAVIS 2016 toolkit
+  drops the first and the last frame. The dataset score is the mean over sequences.
 - segtrack: IoU (J) per annotated frame; per sequence the mean over all annotated frames.
 - youtube_objects: IoU (J) per annotated frame; per shot the mean; `category_table` averages the
   shots of each category (the paper's Table 2 rows) and over all shots (its "Avg." row).
@@ -19,6 +21,7 @@ Command line: `fusionseg eval --dataset davis --root DIR --split val --pred PRED
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +34,19 @@ from fusionseg import metrics
 from fusionseg.data import load_videos
 from fusionseg.data.types import FOREGROUND, IGNORE, Video
 from fusionseg.io import DataError, atomic_path, read_gray
+from fusionseg.paper_numbers import AVG, MOVING, STATIC
 
 Predictions = Callable[[Video], Sequence[np.ndarray]] | Path
 STAT_NAMES = ("mean", "recall", "decay")
 SEQUENCE_COLUMNS = ["sequence", "category", *[f"{m}_{s}" for m in "JF" for s in STAT_NAMES], "n_frames"]
+
+# The methods of the paper's tables, as the book names them.
+METHODS = ("Flow-Th", "Flow-Sal", "Ours-A", "Ours-M", "Ours-Joint", "Ours-Joint (release)")
+BASELINE_METHODS = {"Flow-Th": "flow-th", "Flow-Sal": "flow-sal"}  # method -> `fusionseg.baselines` name
+FUSION_DESIGNS = {"Ours-Joint": "paper", "Ours-Joint (release)": "release"}  # method -> fusion design
+REFERENCE = "FusionSeg (official)"  # the DAVIS benchmark's published FusionSeg results (not ours)
+TABLES = {"davis": "table1_davis", "youtube_objects": "table2_youtube_objects", "segtrack": "table3_segtrack"}
+MOVING_FRACTION = 0.1  # Table 4: top 10% moving / static frames
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,79 @@ def category_table(per_sequence: pd.DataFrame) -> pd.DataFrame:
     rows = [(name, value, int(counts[name])) for name, value in means.items()]
     rows.append(("Avg.", float(per_sequence["J_mean"].mean()), len(per_sequence)))
     return pd.DataFrame(rows, columns=["category", "J_mean", "n_sequences"])
+
+
+# --- the paper's tables from per-frame scores -----------------------------------------------------
+
+
+def frame_motion(flow_field: np.ndarray) -> float:
+    """Amount of motion in a frame: mean flow magnitude divided by the frame's diagonal (Table 4)."""
+    height, width = flow_field.shape[:2]
+    magnitude = np.hypot(flow_field[..., 0].astype(np.float64), flow_field[..., 1].astype(np.float64))
+    return float(magnitude.mean() / math.hypot(height, width))
+
+
+def sequence_scores(per_frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per (method, sequence): the benchmark's statistics (`sequence_table`; the `REFERENCE` rows come
+    trimmed already)."""
+    tables = []
+    for method, frames in per_frame.groupby("method", sort=False):
+        table = sequence_table(frames.drop(columns=["method"]), dataset, trimmed=method == REFERENCE)
+        table.insert(0, "method", method)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def detail_table(per_sequence: pd.DataFrame) -> pd.DataFrame:
+    """Per method: dataset scores (means over sequences), the number of sequences and of frames scored."""
+    rows = []
+    for method, table in per_sequence.groupby("method", sort=False):
+        row = {"method": method} | {c: float(table[c].mean()) for c in SEQUENCE_COLUMNS[2:-1]}
+        rows.append(row | {"n_sequences": len(table), "n_frames": int(table["n_frames"].sum())})
+    return pd.DataFrame(rows)
+
+
+def comparison_rows(per_sequence: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The book's comparison format (method, column, value in percent), as `fusionseg.paper_numbers`
+    holds the paper's tables: "Avg. IoU" = mean J over sequences; YouTube-Objects also per category
+    (`category_table`)."""
+    rows = []
+    for method, table in per_sequence.groupby("method", sort=False):
+        if dataset == "youtube_objects":
+            categories = category_table(table)
+            for category, value in zip(categories["category"], categories["J_mean"], strict=True):
+                rows.append((method, AVG if category == "Avg." else category, 100 * value))
+        else:
+            rows.append((method, AVG, 100 * float(table["J_mean"].mean())))
+    return pd.DataFrame(rows, columns=["method", "column", "value"])
+
+
+def moving_static(per_frame: pd.DataFrame, fraction: float = MOVING_FRACTION) -> pd.DataFrame:
+    """Table 4: per method, mean J over the `fraction` most moving and the `fraction` most static frames.
+
+    Frames are ranked by the `motion` column (`frame_motion`); ties keep the frames' order. Only the
+    frames every method has are ranked (the `REFERENCE` has no first and last frames), so that
+    all methods are scored on the same frames."""
+    rows = []
+    chosen_methods = per_frame[per_frame["method"].isin(["Ours-A", *FUSION_DESIGNS, REFERENCE])]
+    keys = chosen_methods.set_index(["sequence", "index"]).index
+    counts = keys.value_counts()
+    common = keys.isin(counts.index[counts == chosen_methods["method"].nunique()])
+    for method, frames in chosen_methods[common].groupby("method", sort=False):
+        ranked = frames.sort_values("motion", kind="stable")
+        count = max(1, math.ceil(fraction * len(ranked)))
+        for subset, chosen in ((MOVING, ranked.tail(count)), (STATIC, ranked.head(count))):
+            rows.append(
+                {
+                    "method": method,
+                    "subset": subset,
+                    "n_frames": len(chosen),
+                    "motion_min": float(chosen["motion"].min()),
+                    "motion_max": float(chosen["motion"].max()),
+                    "J_mean": float(chosen["J"].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 # --- command line -------------------------------------------------------------------------------------

@@ -401,6 +401,14 @@ class FlowCache:
         folder = self.ensure(video, method, size, **params)
         return [folder / "image" / f"{frame.name}.png" for frame in video.frames]
 
+    def flow_image_arrays(
+        self, video: Video, method: str = "dis", size: tuple[int, int] | None = None, **params: Any
+    ) -> list[np.ndarray]:
+        """The video's flow images as HxWx3 uint8 arrays (the networks' and the filters' input)."""
+        from fusionseg.io import read_rgb
+
+        return [read_rgb(path) for path in self.flow_images(video, method, size, **params)]
+
     def iter_raw_flow(
         self, video: Video, method: str = "dis", size: tuple[int, int] | None = None, **params: Any
     ) -> Iterator[np.ndarray]:
@@ -507,7 +515,6 @@ def measure_speed(
     }
 
 
-SPEED_COMMAND = "python -m fusionseg.flow --reproduce-real-lite"
 SPEED_SIZE = (480, 854)  # DAVIS 2016's full 480p resolution
 # (method, parameters, timed repeats): few for the slow methods
 SPEED_RUNS: tuple[tuple[str, dict[str, Any], int], ...] = (
@@ -518,41 +525,20 @@ SPEED_RUNS: tuple[tuple[str, dict[str, Any], int], ...] = (
 )
 
 
-def reproduce_speed(davis_root: Path, sequence: str = "blackswan") -> Any:
-    """Flow speed at 854x480 per method on this machine: `results/real-lite/flow_speed.csv`.
-
-    The pair is frames 0 and 1 of a DAVIS sequence, upsampled (bilinear) from the real copy's
-    427x240 to 854x480. OpenCV runs with its default thread count (recorded).
-    """
+def speed_table(frame_a: np.ndarray, frame_b: np.ndarray) -> Any:
+    """Flow speed of every method of `SPEED_RUNS` on one pair at `SPEED_SIZE` (the pipeline's
+    `flow_speed` stage; the pair is resized bilinearly to 854x480, OpenCV at its default thread count)."""
     import pandas as pd
 
-    from fusionseg.data import load_videos
-    from fusionseg.results import Provenance, fingerprint_files, timed_stage, write_table
-
-    video = next((v for v in load_videos("davis", davis_root, "trainval") if v.name == sequence), None)
-    if video is None:
-        raise DataError(f"{davis_root}: no DAVIS sequence {sequence!r} for the speed test")
-    pair = [cv2.resize(video.image(i), SPEED_SIZE[::-1], interpolation=cv2.INTER_LINEAR) for i in (0, 1)]
-    provenance = Provenance(
-        stage="flow_speed",
-        profile="real-lite",
-        command=SPEED_COMMAND,
-        parameters={
-            "pair": f"DAVIS {sequence} frames 0 -> 1, upsampled bilinearly from 427x240 to 854x480",
-            "opencv_threads": cv2.getNumThreads(),
-            "load_average_at_start": os.getloadavg(),
-        },
-        data_fingerprint=fingerprint_files(video.frames[i].image_path for i in (0, 1)),
-    )
+    pair = [
+        cv2.resize(frame, SPEED_SIZE[::-1], interpolation=cv2.INTER_LINEAR) for frame in (frame_a, frame_b)
+    ]
     rows = []
-    with timed_stage(provenance):
-        for method, params, repeats in tqdm(SPEED_RUNS, desc="flow speed", unit="method"):
-            timing = measure_speed(*pair, method, repeats, **params)
-            rows.append({"method": method, "preset": params.get("preset", ""), "size": "854x480", **timing})
-        table = pd.DataFrame(rows)
-        provenance.outputs.append(str(write_table(table, "real-lite", "flow_speed").name))
-        provenance.parameters["load_average_at_end"] = os.getloadavg()
-    return table
+    for method, params, repeats in tqdm(SPEED_RUNS, desc="flow speed", unit="method"):
+        timing = measure_speed(*pair, method, repeats, **params)
+        size = f"{SPEED_SIZE[1]}x{SPEED_SIZE[0]}"
+        rows.append({"method": method, "preset": params.get("preset", ""), "size": size, **timing})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -613,25 +599,3 @@ def run_command(args: argparse.Namespace) -> int:
     )
     print(f"flow for {len(videos)} videos in {cache.root}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m fusionseg.flow --reproduce-real-lite`: the flow speed table."""
-    parser = argparse.ArgumentParser(
-        prog="python -m fusionseg.flow", description="measure flow speed at 854x480"
-    )
-    parser.add_argument(
-        "--reproduce-real-lite",
-        action="store_true",
-        required=True,
-        help="write results/real-lite/flow_speed.csv",
-    )
-    parser.parse_args(argv)
-    from fusionseg.io import data_root
-
-    print(reproduce_speed(data_root() / "DAVIS").to_string(index=False, float_format="%.4f"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

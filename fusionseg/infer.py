@@ -13,7 +13,7 @@ the loaded stream's BatchNorms into its convs (`fusionseg.models.fold_batchnorm`
 `fusionseg segment <video file | frame folder> --out DIR --weights APP.pt [--motion-weights MOT.pt
 --fusion-weights FUS.pt]` writes `DIR/masks/<frame>.png` (0/255) and `DIR/overlay.gif` (or .mp4).
 
-Weights files are those `fusionseg.train` writes (`save_weights`: a dict with "model" = state_dict
+Weights files are those `fusionseg.train` writes (`fusionseg.checkpoints.save_weights`: a dict with "model" = state_dict
 and "config" = {"backbone", "output_stride", ...}, or a full training checkpoint); a bare
 state_dict also loads (built as `--backbone`/`--output-stride`).
 """
@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from queue import Full, Queue
 from typing import Any
@@ -39,11 +39,11 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from fusionseg.checkpoints import load_fusion, load_stream, to_input, use_bf16
 from fusionseg.data.types import FOREGROUND, IGNORE, ImageSet, Video
 from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, atomic_path, read_rgb, write_png
 from fusionseg.metrics import iou
-from fusionseg.train import FusionData, load_checkpoint, model_state, to_input, use_bf16
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 Size = tuple[int, int]
@@ -337,56 +337,6 @@ def image_set_iou(
 
 
 # ----------------------------------------------------------------------------------------------
-# Fusion training data: the frozen streams' logits on held-out videos, computed once
-
-
-def default_flow_images(video: Video) -> list[np.ndarray]:
-    """Colour-coded DIS flow images of a video with the release's frame pairing (`fusionseg.flow`)."""
-    from fusionseg.flow import flow_to_color, video_flow
-
-    return [flow_to_color(flow) for flow in video_flow(video)]
-
-
-def collect_fusion_data(
-    appearance: nn.Module,
-    motion: nn.Module,
-    videos: Sequence[Video],
-    flow_images: Callable[[Video], Sequence[np.ndarray] | Sequence[Path]] = default_flow_images,
-    size: Size | None = None,
-    every: int = 1,
-    batch_size: int = INFERENCE_BATCH,
-    precision: str = "auto",
-    progress: bool = True,
-) -> FusionData:
-    """Both streams' logits (float16) and label maps of every `every`-th annotated frame, at `size`.
-
-    `flow_images(video)` gives the video's flow images, as arrays or image paths (e.g.
-    `lambda v: FlowCache().flow_images(v)`). Use a small working `size`: the data is held in memory
-    (2 x 2 x H x W x 2 bytes per frame).
-    """
-    app_parts, mot_parts, label_parts = [], [], []
-    for video in tqdm(videos, desc="stream logits", disable=not progress):
-        chosen = video.annotated_indices[::every]
-        if not chosen:  # nothing to learn from: skip before computing its flow
-            continue
-        flows = flow_images(video)
-        if flows and isinstance(flows[0], (str, Path)):
-            flows = LazyImages(flows)
-        rgb = LazyImages([video.frames[i].image_path for i in chosen])
-        flow = [flows[i] for i in chosen]
-        for stream, inputs, parts in ((appearance, rgb, app_parts), (motion, flow, mot_parts)):
-            for _, _, logits in iter_logits(stream, [inputs], batch_size, size, precision):
-                parts.append(logits.to(torch.float16).cpu())
-        h, w = app_parts[-1].shape[-2:]
-        for i in chosen:
-            label = video.label(i)
-            label_parts.append(torch.from_numpy(cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)))
-    if not label_parts:
-        raise DataError("no annotated frames in the videos given to collect_fusion_data")
-    return FusionData(torch.cat(app_parts), torch.cat(mot_parts), torch.stack(label_parts))
-
-
-# ----------------------------------------------------------------------------------------------
 # Loading weights
 
 GET_WEIGHTS_HELP = """\
@@ -398,45 +348,6 @@ or convert the authors' released Caffe models (`python data_scripts/release_weig
   fusionseg import-caffe motion_stream.caffemodel --arch motion --out motion.pt
   fusionseg import-caffe joint_stream.caffemodel --arch joint --out joint.pt
 then: fusionseg segment VIDEO --out DIR --weights appearance.pt [--motion-weights motion.pt --fusion-weights joint.pt]"""
-
-
-def load_stream(
-    path: Path, backbone: str = "lite0", output_stride: int = 16, fold_bn: bool = True
-) -> nn.Module:
-    """A stream network with the weights in `path` (build settings from the file's config if present),
-    in eval mode, for inference.
-
-    `fold_bn` (default) folds its BatchNorms into the convs (`fusionseg.models.fold_batchnorm`):
-    the same logits to float rounding, ~10% faster on a CPU; such a model cannot be trained.
-    """
-    from fusionseg.models import build_stream, fold_batchnorm
-
-    state = load_checkpoint(path)
-    config = state.get("config") or {}
-    model = build_stream(
-        config.get("backbone", backbone), int(config.get("output_stride", output_stride)), pretrained=False
-    )
-    try:
-        model.load_state_dict(model_state(state))
-    except RuntimeError as exc:
-        raise DataError(
-            f"{path}: not the weights of a {config.get('backbone', backbone)} stream ({exc})"
-        ) from exc
-    model.eval()
-    return fold_batchnorm(model) if fold_bn else model
-
-
-def load_fusion(path: Path) -> nn.Module:
-    """A PaperFusion or ReleaseFusion module with the weights in `path` (the design whose keys match)."""
-    from fusionseg.models import PaperFusion, ReleaseFusion
-
-    weights = model_state(load_checkpoint(path))
-    for design in (ReleaseFusion, PaperFusion):
-        module = design()
-        if set(module.state_dict()) == set(weights):
-            module.load_state_dict(weights)
-            return module.eval()
-    raise DataError(f"{path}: neither ReleaseFusion nor PaperFusion weights (keys {sorted(weights)[:6]})")
 
 
 def load_model(

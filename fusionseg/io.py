@@ -26,6 +26,10 @@ class DataError(RuntimeError):
     """A dataset file is missing, unreadable or not what the reader expected."""
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""This checkout's root: where `results/`, `runs/`, `.cache/` and `book/` live by default."""
+
+
 def data_root(required: bool = True) -> Path | None:
     """The real-data folder from the environment variable `FUSIONSEG_DATA`."""
     value = os.environ.get("FUSIONSEG_DATA")

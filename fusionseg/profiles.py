@@ -1,4 +1,4 @@
-"""The four run profiles of the project: one parameter that sets data, model size and budget.
+"""The four run profiles: one parameter that sets the data, the model, the budget and every knob of a run.
 
 | profile     | data                          | backbone  | runs on          | purpose                          |
 |-------------|-------------------------------|-----------|------------------|----------------------------------|
@@ -7,9 +7,19 @@
 | `real-lite` | DAVIS 2016 + DUTS             | lite0     | CPU h / GPU min  | the real reproduction we can run |
 | `paper`     | VOC+SBD, ImageNet VID, ...    | resnet101 | GPU              | the paper's full recipe          |
 
-A profile is a frozen dataclass; `resolve(name, **overrides)` returns it with a few fields changed
-(what a student does for an ablation). Overrides that change what is computed also change the
-profile's `label`, which names its folders in `results/` and in the book's build, so that an
+A profile is a frozen dataclass and the one place for each knob of a run: which dataset plays which
+role (`plan`), the synthetic world's size (`world`), the training budget, the pseudo-label filters
+(`pseudo_labels`), the fusion's learning rates, the extra tables of the real-data run. The pipeline
+(`fusionseg.pipeline`) reads nothing else.
+
+`resolve(name, overrides)` returns a preset with some fields changed (what a student does for an
+ablation). A nested setting is reached with a dotted key or a dict::
+
+    resolve("mini", {"pseudo_labels.flow_threshold": 20})
+    resolve("mini", {"pseudo_labels": {"flow_threshold": 20}})   # the same profile
+
+Overrides that change what is computed also change the profile's `label`
+("mini+pseudo_labels.flow_threshold=20"), which names its folders in `runs/` and `results/`, so that an
 ablation never overwrites the profile's own numbers.
 """
 
@@ -18,13 +28,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fusionseg.io import REPO_ROOT
 from fusionseg.io import data_root as env_data_root
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from fusionseg.pseudo_labels import PseudoLabelConfig
+from fusionseg.synth.world import SynthConfig
 
 # Overrides of these fields say where data is or where the code runs, not what is computed:
 # they do not change a profile's label (the data fingerprint in the provenance records the data).
@@ -32,13 +43,49 @@ LABEL_NEUTRAL_FIELDS = frozenset({"data_root", "device"})
 
 
 @dataclass(frozen=True)
+class Plan:
+    """Which dataset (and split) plays each role in a run."""
+
+    appearance: tuple[str, str]  # still images for the appearance stream
+    appearance_test: tuple[str, str] | None  # its held-out test set (IoU reported)
+    weak: tuple[str, str]  # boxed videos for the pseudo-labels ("davis": boxes from masks)
+    fusion: tuple[str, str]  # held-out annotated videos for the fusion layers
+    benchmarks: tuple[tuple[str, str | None], ...]  # evaluated (dataset, split)
+    moving_static: str  # the benchmark whose frames Table 4 ranks by motion
+
+    def datasets(self) -> list[str]:
+        """Every dataset the plan reads, each once, in role order."""
+        names = [self.appearance[0], self.weak[0], self.fusion[0], *(d for d, _ in self.benchmarks)]
+        return list(dict.fromkeys(names))
+
+
+SYNTHETIC_PLAN = Plan(
+    appearance=("duts", "train"),
+    appearance_test=("duts", "test"),
+    weak=("imagenet_vid", "train"),
+    fusion=("davis", "train"),
+    benchmarks=(("davis", "val"), ("youtube_objects", None), ("segtrack", None)),
+    moving_static="youtube_objects",
+)
+
+# The flow baselines' variant table of the real-data run: (flow method, DAVIS split, baselines).
+# Flow-Th with DIS on all 50 sequences (the paper's Table 1 set; the val rows are its val subset),
+# the rest on val; each baseline plain and with camera-motion removal.
+REAL_FLOW_BASELINES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("dis", "trainval", ("flow-th",)),
+    ("dis", "val", ("flow-sal",)),
+    ("deepflow", "val", ("flow-th", "flow-sal")),
+)
+
+
+@dataclass(frozen=True)
 class Profile:
-    """Everything a notebook or command needs to know about the size of a run."""
+    """Everything the pipeline and the notebooks need to know about a run."""
 
     name: str
     description: str
     data: str  # "synthetic" (generated on the fly) or "real" (read from FUSIONSEG_DATA)
-    data_root: str | None  # None: the synthetic world's cache, or $FUSIONSEG_DATA for real data
+    plan: Plan  # which dataset plays which role
     iterations: int  # training iterations per stream (the paper: 20,000)
     fusion_iterations: int  # training iterations of the fusion layer
     crop_size: int  # square training crop, pixels
@@ -46,9 +93,20 @@ class Profile:
     backbone: str  # "lite0" (EfficientNet-Lite0) or "resnet101" (DeepLab-v2, the release's)
     output_stride: int
     device: str  # "cpu", "cuda" or "auto" (cuda when available)
-    seed: int
-    flow_method: str  # fusionseg.flow.compute_flow's method
-    max_videos: int | None  # cap on videos per benchmark (None: all)
+    world: SynthConfig | None = None  # the synthetic world's size (synthetic data only)
+    data_root: str | None = None  # None: the synthetic world's cache, or $FUSIONSEG_DATA for real data
+    seed: int = 0
+    flow_method: str = "dis"  # fusionseg.flow.compute_flow's method
+    max_videos: int | None = None  # cap on videos per benchmark (None: all)
+    pseudo_labels: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)  # Sec. 3.2's filters
+    quality_frames: int = 100  # the pseudo-label quality check: the paper's 100 random kept frames
+    # Base learning rate of each fusion design. PaperFusion starts as identities and trains well at
+    # 1e-3; ReleaseFusion starts at N(0, 0.01) and at 1e-3 learnt only its bias in 100 steps (all
+    # background on mini); 1e-2 moved it (train-frame IoU 0 -> 0.09 in 100 steps, 0.28 in 500).
+    fusion_lr_paper: float = 1e-3
+    fusion_lr_release: float = 1e-2
+    flow_baselines: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # the variant table (real DAVIS)
+    flow_speed: bool = False  # time every flow method at 854x480 on a real DAVIS pair
     overrides: tuple[tuple[str, Any], ...] = ()  # what `resolve` changed, for the label
 
     @property
@@ -57,11 +115,16 @@ class Profile:
         changed = [f"{key}={value}" for key, value in self.overrides if key not in LABEL_NEUTRAL_FIELDS]
         return self.name if not changed else self.name + "+" + ",".join(changed)
 
+    @property
+    def fusion_lr(self) -> dict[str, float]:
+        """Base learning rate per fusion design."""
+        return {"paper": self.fusion_lr_paper, "release": self.fusion_lr_release}
+
     def resolve_data_root(self) -> Path:
         """The folder this profile reads data from (the synthetic world's cache for synthetic data)."""
         if self.data_root is not None:
             return Path(self.data_root).expanduser()
-        if self.data == "synthetic":  # sizes: fusionseg.data.synthetic.PROFILES[self.name]
+        if self.data == "synthetic":
             return synthetic_cache_root() / f"{self.name}-seed{self.seed}"
         root = env_data_root(required=True)
         assert root is not None
@@ -73,12 +136,19 @@ class Profile:
         return Path(os.environ.get("FUSIONSEG_RUNS", REPO_ROOT / "runs")) / self.label
 
     def torch_device(self) -> str:
-        """ "cuda" or "cpu": resolves "auto" by asking torch whether a GPU is there."""
-        if self.device != "auto":
-            return self.device
+        """ "cuda" or "cpu": resolves "auto" by asking torch whether a GPU is there; asking for "cuda"
+        where there is none fails at once, with what to do about it."""
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"profile {self.label} asks for device {self.device!r}, but torch sees no CUDA GPU here "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+                "run on a machine with a GPU, or pass -p device=cpu (slow for this profile)"
+            )
+        return self.device
 
     def as_dict(self) -> dict[str, Any]:
         """Plain fields (for provenance records and notebook display)."""
@@ -93,14 +163,35 @@ def synthetic_cache_root() -> Path:
     return Path(os.environ.get("FUSIONSEG_CACHE", REPO_ROOT / ".cache")) / "synthetic"
 
 
-_COMMON = dict(seed=0, flow_method="dis", data_root=None, max_videos=None)
-_LITE = dict(backbone="lite0", output_stride=16, **_COMMON)
+_LITE = dict(backbone="lite0", output_stride=16)
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="tiny synthetic world; checks that every notebook executes (CI)",
         data="synthetic",
+        plan=SYNTHETIC_PLAN,
+        world=SynthConfig(
+            profile="smoke",
+            image_size=(64, 64),
+            train_images=24,
+            test_images=8,
+            vid_videos=4,
+            vid_val_videos=1,
+            vid_frames=6,
+            vid_size=(48, 80),
+            davis_train=2,
+            davis_val=2,
+            davis_frames=6,
+            davis_size=(48, 80),
+            yto_shots_per_category=1,
+            yto_frames=6,
+            yto_annotation_step=2,
+            yto_size=(48, 80),
+            segtrack_sequences=2,
+            segtrack_frames=6,
+            segtrack_size=(40, 64),
+        ),
         iterations=20,
         fusion_iterations=10,
         crop_size=64,
@@ -112,6 +203,8 @@ PROFILES: dict[str, Profile] = {
         name="mini",
         description="synthetic world generated on the fly; the whole book in 15 minutes on 2 CPU cores",
         data="synthetic",
+        plan=SYNTHETIC_PLAN,
+        world=SynthConfig(profile="mini"),
         iterations=300,
         fusion_iterations=500,
         crop_size=128,
@@ -123,6 +216,14 @@ PROFILES: dict[str, Profile] = {
         name="real-lite",
         description="DAVIS 2016 + DUTS from FUSIONSEG_DATA with EfficientNet-Lite0; committed results",
         data="real",
+        plan=Plan(
+            appearance=("duts", "train"),
+            appearance_test=("duts", "test"),
+            weak=("davis", "train"),
+            fusion=("davis", "train"),
+            benchmarks=(("davis", "val"),),
+            moving_static="davis",
+        ),
         # sized to fit the whole chain in under 3 hours on a 2-core CPU (each stream ~25 min at
         # 0.75 s per batch of 8 at 192 px); on a GPU, raise iterations and crop_size
         iterations=2000,
@@ -130,12 +231,22 @@ PROFILES: dict[str, Profile] = {
         crop_size=192,
         batch_size=8,
         device="auto",
+        flow_baselines=REAL_FLOW_BASELINES,
+        flow_speed=True,
         **_LITE,
     ),
     "paper": Profile(
         name="paper",
         description="the paper's recipe: VOC+SBD, ImageNet VID, ResNet-101 DeepLab-v2, 20,000 iterations",
         data="real",
+        plan=Plan(
+            appearance=("voc", "train_aug"),
+            appearance_test=("voc", "val"),
+            weak=("imagenet_vid", "train"),
+            fusion=("davis", "train"),
+            benchmarks=(("davis", "val"), ("youtube_objects", None), ("segtrack", None)),
+            moving_static="youtube_objects",
+        ),
         iterations=20000,
         fusion_iterations=20000,
         crop_size=321,
@@ -143,7 +254,6 @@ PROFILES: dict[str, Profile] = {
         backbone="resnet101",
         output_stride=8,
         device="cuda",
-        **_COMMON,
     ),
 }
 
@@ -153,6 +263,9 @@ DEFAULT_PROFILE = "mini"
 # the profile's name, the most common overrides by name, and `overrides` for any other field.
 NOTEBOOK_PARAMETERS = ("profile", "data_root", "iterations", "device", "seed", "overrides")
 
+# Fields that name the run or are not a user's to change.
+_FIXED_FIELDS = frozenset({"name", "description", "data", "overrides"})
+
 
 def profile_names() -> list[str]:
     """The profiles, smallest first."""
@@ -160,12 +273,17 @@ def profile_names() -> list[str]:
 
 
 def overridable_fields() -> list[str]:
-    """Fields a user may override (`fusionseg book -p KEY=VALUE`, a notebook's parameters cell)."""
-    return [
-        f.name
-        for f in dataclasses.fields(Profile)
-        if f.name not in {"name", "description", "data", "overrides"}
-    ]
+    """Fields a user may override (`fusionseg book -p KEY=VALUE`, a notebook's parameters cell); a
+    nested setting's fields as `field.sub` (e.g. `pseudo_labels.flow_threshold`)."""
+    names = []
+    for top in dataclasses.fields(Profile):
+        if top.name in _FIXED_FIELDS:
+            continue
+        names.append(top.name)
+        nested = getattr(PROFILES[DEFAULT_PROFILE], top.name)
+        if dataclasses.is_dataclass(nested):
+            names += [f"{top.name}.{sub.name}" for sub in dataclasses.fields(nested)]
+    return names
 
 
 def get_profile(name: str) -> Profile:
@@ -176,20 +294,70 @@ def get_profile(name: str) -> Profile:
         raise ValueError(f"unknown profile {name!r}: expected one of {', '.join(PROFILES)}") from None
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings (`-p` on the command line) to a dict; values are read as YAML (numbers,
+    null, true, lists). Nested settings take dotted keys: `-p pseudo_labels.flow_threshold=20`."""
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"-p {pair!r}: expected KEY=VALUE, e.g. -p iterations=100")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """{"pseudo_labels": {"flow_threshold": 20}} -> {"pseudo_labels.flow_threshold": 20}; None values
+    (a notebook's "the profile's value") are dropped."""
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            flat |= {f"{key}.{sub}": inner for sub, inner in flatten_overrides(value).items()}
+        elif value is not None:
+            flat[key] = value
+    return flat
+
+
+def _current(base: Profile, key: str) -> Any:
+    top, _, sub = key.partition(".")
+    value = getattr(base, top)
+    if sub and value is None:
+        raise ValueError(f"profile {base.name} has no {top} settings, so {key!r} cannot be overridden")
+    return getattr(value, sub) if sub else value
+
+
+def _coerce(value: Any, current: Any) -> Any:
+    """A tuple where the field holds one (JSON and papermill give lists)."""
+    return tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
+
+
+def _apply(base: Profile, changed: Mapping[str, Any]) -> Profile:
+    top_level = {key: value for key, value in changed.items() if "." not in key}
+    for key, value in changed.items():
+        if "." in key:
+            top, sub = key.split(".", 1)
+            nested = top_level.get(top, getattr(base, top))
+            top_level[top] = dataclasses.replace(nested, **{sub: value})
+    return dataclasses.replace(base, overrides=tuple(sorted(changed.items())), **top_level)
+
+
 def resolve(name: str, overrides: Mapping[str, Any] | None = None, **fields: Any) -> Profile:
     """The preset `name` with some fields changed; None values mean "the profile's value".
 
-    `overrides` (a dict, e.g. from `fusionseg book -p KEY=VALUE`) and keyword `fields` (a notebook's
-    named parameters) are merged; giving one field two different values is an error.
+    `overrides` (a dict, e.g. from `fusionseg book -p KEY=VALUE` or a notebook's `overrides`) and keyword
+    `fields` (a notebook's named parameters) are merged; giving one field two different values is an
+    error. Nested settings take dotted keys or dicts (see the module's docstring).
 
     >>> resolve("mini", iterations=50).label
     'mini+iterations=50'
+    >>> resolve("mini", {"pseudo_labels": {"flow_threshold": 20}}).pseudo_labels.flow_threshold
+    20
     """
     base = get_profile(name)
-    merged = {key: value for key, value in dict(overrides or {}).items() if value is not None}
-    for key, value in fields.items():
-        if value is None:
-            continue
+    merged = flatten_overrides(dict(overrides or {}))
+    for key, value in flatten_overrides(fields).items():
         if key in merged and merged[key] != value:
             raise ValueError(f"profile field {key!r} given twice: {merged[key]!r} and {value!r}")
         merged[key] = value
@@ -197,7 +365,8 @@ def resolve(name: str, overrides: Mapping[str, Any] | None = None, **fields: Any
     unknown = sorted(set(merged) - set(allowed))
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}: expected some of {', '.join(allowed)}")
-    changed = {key: value for key, value in merged.items() if value != getattr(base, key)}
+    merged = {key: _coerce(value, _current(base, key)) for key, value in merged.items()}
+    changed = {key: value for key, value in merged.items() if value != _current(base, key)}
     if not changed:
         return base
-    return dataclasses.replace(base, overrides=tuple(sorted(changed.items())), **changed)
+    return _apply(base, changed)

@@ -49,12 +49,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
-import shlex
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +67,6 @@ from fusionseg.io import (
     atomic_path,
     image_size,
     read_gray,
-    read_rgb,
     write_jpeg,
     write_json,
     write_png,
@@ -393,14 +388,6 @@ FUNNEL_STAGES = ("frames in", "with boxes (1: pruned)", "2: box test", "3: fill 
 def frame_key(video: str, frame: str) -> str:
     """The file stem of a frame in the pseudo-labelled set: `<video>_<frame>` (no path separators)."""
     return f"{video}_{frame}".replace("/", "_")
-
-
-def default_flow_images(method: str = "dis") -> FlowImages:
-    """Flow images from the shared flow cache (`fusionseg.flow.FlowCache`), at the frames' size."""
-    from fusionseg.flow import FlowCache
-
-    cache = FlowCache()
-    return lambda video: [read_rgb(path) for path in cache.flow_images(video, method)]
 
 
 def _records_path(out: Path, video: str) -> Path:
@@ -877,9 +864,10 @@ def appearance_segmenter(
     import torch
 
     from fusionseg import infer
+    from fusionseg.checkpoints import load_stream
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model = infer.load_stream(Path(weights)).to(device)
+    model = load_stream(Path(weights)).to(device)
     return lambda video: infer.predict_video(model, infer.video_frames(video), size=size)
 
 
@@ -897,11 +885,6 @@ def config_from_args(args: argparse.Namespace) -> PseudoLabelConfig:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     defaults = PseudoLabelConfig()
     parser.add_argument(
-        "--reproduce",
-        choices=["real-lite"],
-        help="the whole study for a profile: pipeline, funnel, quality, figure",
-    )
-    parser.add_argument(
         "--source",
         choices=SOURCES,
         default="davis",
@@ -909,9 +892,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--root", type=Path, help="dataset folder (default: $FUSIONSEG_DATA/DAVIS for davis)")
     parser.add_argument("--split", default="train")
-    parser.add_argument(
-        "--out", type=Path, help="output folder (default: .cache/pseudo_labels/<profile or source>)"
-    )
+    parser.add_argument("--out", type=Path, help="output folder (default: .cache/pseudo_labels/<source>)")
     parser.add_argument(
         "--appearance-weights", type=Path, required=True, help="trained appearance stream (model.pt)"
     )
@@ -936,97 +917,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="davis: one box around all components, around intersecting ones, or per component",
     )
-    parser.add_argument("--quality-frames", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def _default_out(name: str) -> Path:
-    from fusionseg.results import REPO_ROOT
+    from fusionseg.io import REPO_ROOT
 
     return REPO_ROOT / ".cache" / "pseudo_labels" / name
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from fusionseg.flow import FlowCache
     from fusionseg.io import data_root
 
     config = config_from_args(args)
-    if args.reproduce:
-        args.source, args.split = "davis", "train"
     root = args.root or (data_root() / "DAVIS" if args.source == "davis" else None)
     if root is None:
         raise DataError("--root is required for --source imagenet_vid")
-    out = args.out or _default_out(args.reproduce or args.source)
+    out = args.out or _default_out(args.source)
     videos = weak_videos(args.source, root, args.split, args.min_box_area, args.box_merge, args.max_videos)
     segment = appearance_segmenter(args.appearance_weights, args.device)
-    flow_images = default_flow_images(args.flow_method)
-    if not args.reproduce:
-        records = run_pipeline(videos, segment, flow_images, config, out)
-        print(funnel(records, config).to_string(index=False))
-        print(f"pseudo-labelled frames: {out / 'manifest.csv'}")
-        return 0
-    reproduce(args.reproduce, videos, root, segment, flow_images, config, out, args)
+    cache = FlowCache()
+    records = run_pipeline(
+        videos, segment, lambda video: cache.flow_image_arrays(video, args.flow_method), config, out
+    )
+    print(funnel(records, config).to_string(index=False))
+    print(f"pseudo-labelled frames: {out / 'manifest.csv'}")
     return 0
-
-
-def reproduce(
-    profile: str,
-    videos: Sequence[Video],
-    root: Path,
-    segment: Segmenter,
-    flow_images: FlowImages,
-    config: PseudoLabelConfig,
-    out: Path,
-    args: argparse.Namespace,
-) -> None:
-    """Pipeline, funnel, quality study and figure into `results/<profile>/`, with provenance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from fusionseg.data import load_videos
-    from fusionseg.results import (
-        Provenance,
-        fingerprint_files,
-        results_dir,
-        save_figure,
-        timed_stage,
-        write_table,
-    )
-
-    humans = [v for v in load_videos("davis", root, "train") if v.name in {video.name for video in videos}]
-    parameters = dataclasses.asdict(config) | {
-        "source": "davis train (boxes from masks)",
-        "min_box_area": args.min_box_area,
-        "box_merge": args.box_merge,
-        "appearance_weights": str(args.appearance_weights),
-        "appearance_weights_sha256": hashlib.sha256(Path(args.appearance_weights).read_bytes()).hexdigest(),
-        "flow_method": args.flow_method,
-        "quality_frames": args.quality_frames,
-        "seed": args.seed,
-        "out": str(out),
-        "max_videos": args.max_videos,
-        "comparison_size": "pseudo-labels upsampled (nearest) to the 854x480 annotations",
-    }
-    fingerprint = fingerprint_files(f.image_path for v in videos for f in v.frames[:1])
-    provenance = Provenance(
-        stage="pseudo_labels",
-        profile=profile,
-        command="fusionseg " + shlex.join(sys.argv[1:]),
-        parameters=parameters,
-        data_fingerprint=fingerprint,
-    )
-    start = time.perf_counter()
-    with timed_stage(provenance):
-        records = run_pipeline(videos, segment, flow_images, config, out)
-        table = funnel(records, config)
-        quality = quality_study(records, out, humans, config, args.quality_frames, args.seed)
-        figure = plot_examples(
-            pick_examples(records, config, seed=args.seed), records, out, videos, flow_images, config
-        )
-        provenance.outputs = [
-            str(write_table(table, profile, "pseudo_label_funnel")),
-            str(write_table(quality, profile, "pseudo_label_quality")),
-            str(save_figure(figure, profile, "pseudo_label_examples")),
-        ]
-    print(table.to_string(index=False))
-    print(quality.to_string(index=False))
-    print(f"done in {time.perf_counter() - start:.0f} s; results in {results_dir(profile)}")

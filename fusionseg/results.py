@@ -22,8 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fusionseg.io import atomic_path, write_json
-from fusionseg.profiles import REPO_ROOT
+from fusionseg.io import REPO_ROOT, atomic_path, write_json
 
 LIBRARIES = (
     "torch",

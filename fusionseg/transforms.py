@@ -5,7 +5,7 @@ bilinear, labels nearest so they stay in {0, 1, 255}), padded bottom/right up to
 (image with 0, labels with 255 = ignore, so padding never counts in the loss), cropped at a random
 position and flipped left-right half of the time. Every random choice comes from the
 `numpy.random.Generator` the caller passes in, so a sample's augmentation depends only on that
-generator's seed (the training loop seeds it per sample; see `fusionseg.train`).
+generator's seed (the training loop seeds it per sample; see `fusionseg.train.stream`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pandas as pd
@@ -15,16 +13,19 @@ from fusionseg.baselines import (
     flow_saliency,
     flow_threshold,
     remove_camera_motion,
-    reproduce_real_lite,
     run_baseline,
+    score_variants,
     segment_flow,
     upsample_mask,
+    variant_file,
+    variant_table,
 )
 from fusionseg.data import load_videos
 from fusionseg.data.layouts import write_davis_sequence
 from fusionseg.data.types import Video
 from fusionseg.flow import FlowCache, compute_flow
 from fusionseg.io import read_gray
+from fusionseg.profiles import REAL_FLOW_BASELINES
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -181,25 +182,19 @@ def test_flow_and_baseline_commands(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_reproduce_real_lite_writes_the_table_per_sequence_csvs_and_provenance(tmp_path, results_tmp):
+def test_variant_table_scores_every_variant_of_the_real_run_beside_the_papers_rows(tmp_path):
     root = tmp_path / "DAVIS"
     _write_square_davis(root, "square", "val")
     _write_square_davis(root, "square-train", "train")
-    table = reproduce_real_lite(root, cache=FlowCache(tmp_path / "cache"))
+    videos = load_videos("davis", root, "trainval")
+    val_names = {video.name for video in load_videos("davis", root, "val")}
+    scores = score_variants(videos, val_names, REAL_FLOW_BASELINES, FlowCache(tmp_path / "cache"))
+    # Flow-Th with DIS on trainval, Flow-Sal with DIS on val, both with DeepFlow on val; each x2 (camera)
+    assert len({variant_file(variant) for variant in scores}) == len(scores) == 2 + 2 + 4
+    table = variant_table(scores, val_names)
     ours = table[table["source"] == "ours"]
-    # Flow-Th with DIS: 2 variants x (trainval, val); Flow-Sal with DIS and both with DeepFlow: val.
+    # the trainval variants also get a row for their val subset
     assert len(ours) == 2 * 2 + 2 + 4
     assert ours.groupby("split")["n_sequences"].unique().to_dict() == {"trainval": [2], "val": [1]}
     paper = table[table["source"] == "paper Table 1"].set_index("baseline")["J_mean"]
     assert paper.to_dict() == pytest.approx({"flow-th": 0.4295, "flow-sal": 0.3022})
-    ledger = results_tmp / "real-lite"
-    assert (ledger / "table1_flow_baselines.csv").is_file()
-    assert len(list((ledger / "flow_baselines").glob("*.csv"))) == 2 + 2 + 4
-    provenance = json.loads((ledger / "provenance" / "flow_baselines.json").read_text())
-    assert provenance["command"] == "python -m fusionseg.baselines --reproduce-real-lite"
-    assert "427x240" in provenance["parameters"]["flow_size"]
-    # A partial run (one flow method) records its own provenance and keeps the other rows.
-    again = reproduce_real_lite(root, cache=FlowCache(tmp_path / "cache"), flows=["deepflow"])
-    assert again.equals(table)
-    partial = json.loads((ledger / "provenance" / "flow_baselines_deepflow.json").read_text())
-    assert partial["command"].endswith("--flows deepflow") and len(partial["outputs"]) == 1 + 4

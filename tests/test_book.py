@@ -12,7 +12,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from fusionseg import book, notebook, paper_numbers, profiles
+from fusionseg import paper_numbers, profiles
+from fusionseg.book import build as book
+from fusionseg.book import notebook
 from fusionseg.io import DataError
 
 EXPECTED_CHAPTERS = [
@@ -94,7 +96,7 @@ def test_parse_overrides_reads_values_as_yaml():
         "data_root": None,
         "crop_size": 96,
     }
-    with pytest.raises(book.BookError, match="KEY=VALUE"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         book.parse_overrides(["iterations"])
 
 
@@ -220,7 +222,7 @@ def test_for_display_rounds_and_marks_missing_numbers():
 
 
 def test_stage_summary_keeps_the_facts_with_the_prefix(tmp_path):
-    from fusionseg.pipeline import StageResult
+    from fusionseg.stages import StageResult
 
     result = StageResult(
         "evaluate", tmp_path, "k", "cached", {}, 0.0, {"davis:Ours-A": 0.51234, "segtrack:Ours-A": 0.3}, 9.87

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     import torch
     from torch import nn
 
-    from fusionseg.train import TrainConfig, train_stream
+    from fusionseg.train.stream import TrainConfig, train_stream
 
     class TinyNet(nn.Module):
         def __init__(self):

@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from fusionseg.checkpoints import load_stream, save_weights
 from fusionseg.cli import main
 from fusionseg.infer import (
     JointModel,
     flow_images_of,
-    load_stream,
     masks_from,
     predict_joint,
     predict_video,
@@ -28,7 +28,6 @@ from fusionseg.infer import (
 )
 from fusionseg.io import DataError, read_gray, write_png
 from fusionseg.models import ReleaseFusion, build_stream
-from fusionseg.train import save_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusionseg import pipeline, profiles
+from fusionseg import evaluate, pipeline, profiles
 from fusionseg.paper_numbers import AVG, MOVING, STATIC
+from fusionseg.stages import Stage, StageResult
 
 
 @pytest.fixture()
@@ -35,7 +36,10 @@ class FakeStages:
         self.calls = {stage: 0 for stage in pipeline.STAGES}
         self.fail_once: set[str] = set()
 
-    def spec(self, stage: str) -> pipeline.StageSpec:
+    def stage(self, real: Stage) -> Stage:
+        return dataclasses.replace(real, **self.spec(real.name))
+
+    def spec(self, stage: str) -> dict:
         def parameters(profile):
             return dict(self.parameters[stage])
 
@@ -51,18 +55,18 @@ class FakeStages:
             info = {"fingerprint": "f"} if stage == "data" else {}
             return {"out": str(out)}, info | {"partial_seen": partial.is_file()}
 
-        return pipeline.StageSpec(parameters, body)
+        return {"parameters": parameters, "body": body}
 
 
 @pytest.fixture()
 def fake(monkeypatch, runs_tmp, results_tmp) -> FakeStages:
     stages = FakeStages()
-    specs = {stage: stages.spec(stage) for stage in pipeline.STAGES}
-    monkeypatch.setattr(pipeline, "STAGE_FUNCTIONS", specs)
+    chain = dataclasses.replace(pipeline.CHAIN, stages=tuple(map(stages.stage, pipeline.CHAIN.stages)))
+    monkeypatch.setattr(pipeline, "CHAIN", chain)
     return stages
 
 
-def statuses(results: dict[str, pipeline.StageResult]) -> dict[str, str]:
+def statuses(results: dict[str, StageResult]) -> dict[str, str]:
     return {stage: result.status for stage, result in results.items()}
 
 
@@ -74,7 +78,7 @@ def test_second_run_is_cached_and_a_changed_parameter_recomputes_downstream_only
 
     second = pipeline.run_all(profile)
     assert set(statuses(second).values()) == {"cached"}
-    assert all(fake.calls[stage] == 1 for stage in pipeline.STAGES)
+    assert all(fake.calls[stage] == 1 for stage in pipeline.CHAIN.for_profile(profile))
     assert "pseudo_labels  cached" in capsys.readouterr().out
 
     fake.parameters["pseudo_labels"]["value"] = 2
@@ -82,7 +86,7 @@ def test_second_run_is_cached_and_a_changed_parameter_recomputes_downstream_only
     recomputed = {stage for stage, status in third.items() if status == "computed"}
     # pseudo_labels -> motion -> fusion -> evaluate; data, appearance and flow are untouched
     assert recomputed == {"pseudo_labels", "motion", "fusion", "evaluate"}
-    assert pipeline.run_stage(profile, "pseudo_labels").path("out").read_text() == "{'value': 2}"
+    assert pipeline.stage(profile, "pseudo_labels").path("out").read_text() == "{'value': 2}"
 
 
 def test_force_and_until(fake):
@@ -138,9 +142,9 @@ def test_cli_parses_profile_overrides(fake, capsys):
 def test_frame_motion_is_mean_magnitude_over_the_diagonal():
     flow = np.zeros((6, 8, 2), np.float32)
     flow[..., 0], flow[..., 1] = 3.0, 4.0  # |flow| = 5 everywhere; the diagonal of 6x8 is 10
-    assert pipeline.frame_motion(flow) == pytest.approx(0.5)
+    assert evaluate.frame_motion(flow) == pytest.approx(0.5)
     flow[:3] = 0.0  # half the frame still: mean magnitude 2.5
-    assert pipeline.frame_motion(flow) == pytest.approx(0.25)
+    assert evaluate.frame_motion(flow) == pytest.approx(0.25)
 
 
 def test_moving_static_takes_the_top_and_bottom_tenth():
@@ -159,7 +163,7 @@ def test_moving_static_takes_the_top_and_bottom_tenth():
                 }
             )
     rows.append({"method": "Flow-Th", "sequence": "s", "frame": "00000", "index": 0, "J": 1.0, "motion": 0.0})
-    table = pipeline.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
+    table = evaluate.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
     assert table.loc[("Ours-A", MOVING), "n_frames"] == 2  # ceil(0.1 * 20)
     assert table.loc[("Ours-A", MOVING), "J_mean"] == pytest.approx((0.18 + 0.19) / 2)
     assert table.loc[("Ours-A", STATIC), "J_mean"] == pytest.approx((0.00 + 0.01) / 2)
@@ -175,14 +179,14 @@ def test_moving_static_ranks_only_the_frames_every_method_has():
         for k in range(12)
     ]
     rows += [
-        {"method": pipeline.REFERENCE, "sequence": "s", "index": k, "J": 0.5, "motion": float(k)}
+        {"method": evaluate.REFERENCE, "sequence": "s", "index": k, "J": 0.5, "motion": float(k)}
         for k in range(1, 11)
     ]
-    table = pipeline.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
+    table = evaluate.moving_static(pd.DataFrame(rows), 0.1).set_index(["method", "subset"])
     assert table.loc[("Ours-A", MOVING), "n_frames"] == 1  # ceil(0.1 * 10 common frames)
     assert table.loc[("Ours-A", MOVING), "J_mean"] == pytest.approx(0.10)  # frame 11 left out
     assert table.loc[("Ours-A", STATIC), "J_mean"] == pytest.approx(0.01)  # frame 0 left out
-    assert table.loc[(pipeline.REFERENCE, MOVING), "J_mean"] == pytest.approx(0.5)
+    assert table.loc[(evaluate.REFERENCE, MOVING), "J_mean"] == pytest.approx(0.5)
 
 
 def test_tables_from_per_sequence_scores():
@@ -200,14 +204,14 @@ def test_tables_from_per_sequence_scores():
             "n_frames": [4, 4, 2, 4, 4, 2],
         }
     )
-    detail = pipeline.detail_table(per_sequence).set_index("method")
+    detail = evaluate.detail_table(per_sequence).set_index("method")
     assert detail.loc["Ours-A", "J_mean"] == pytest.approx(0.7)
     assert detail.loc["Ours-A", "J_recall"] == pytest.approx(2 / 3)
     assert detail.loc["Ours-A", "n_frames"] == 10
-    davis = pipeline.ledger_table(per_sequence, "davis")
+    davis = evaluate.comparison_rows(per_sequence, "davis")
     assert list(davis.columns) == ["method", "column", "value"]
     assert davis.set_index("method").loc["Flow-Th", "value"] == pytest.approx(20.0)
-    youtube = pipeline.ledger_table(per_sequence, "youtube_objects").set_index(["method", "column"])
+    youtube = evaluate.comparison_rows(per_sequence, "youtube_objects").set_index(["method", "column"])
     assert youtube.loc[("Ours-A", "cat"), "value"] == pytest.approx(60.0)
     assert youtube.loc[("Ours-A", "dog"), "value"] == pytest.approx(90.0)
     assert youtube.loc[("Ours-A", AVG), "value"] == pytest.approx(70.0)  # over all sequences
@@ -245,7 +249,7 @@ def test_smoke_chain_end_to_end(runs_tmp, results_tmp):
 
     detail = pd.read_csv(ledger / "table1_davis_detail.csv")
     assert list(detail.columns) == DETAIL_COLUMNS
-    assert list(detail["method"]) == list(pipeline.METHODS)
+    assert list(detail["method"]) == list(evaluate.METHODS)
     _check_fractions(detail, SCORE_COLUMNS, "table1_davis_detail")
     for dataset in ("davis", "youtube_objects", "segtrack"):
         per_frame = pd.read_csv(ledger / f"per_frame_{dataset}.csv")
@@ -261,7 +265,7 @@ def test_smoke_chain_end_to_end(runs_tmp, results_tmp):
         ]
         _check_fractions(per_frame, ["J"], f"per_frame_{dataset}")
         per_sequence = pd.read_csv(ledger / f"per_sequence_{dataset}.csv")
-        assert set(per_sequence["method"]) == set(pipeline.METHODS)
+        assert set(per_sequence["method"]) == set(evaluate.METHODS)
     for table in ("table1_davis", "table2_youtube_objects", "table3_segtrack", "table4_moving_static"):
         long = pd.read_csv(ledger / f"{table}.csv")
         assert list(long.columns) == ["method", "column", "value"]
@@ -276,7 +280,7 @@ def test_smoke_chain_end_to_end(runs_tmp, results_tmp):
     ).all()
     funnel = pd.read_csv(ledger / "pseudo_label_funnel.csv")
     assert funnel["frames"].iloc[0] > 0
-    for stage in pipeline.STAGES:
+    for stage in pipeline.CHAIN.for_profile(profile):
         assert (ledger / "provenance" / f"{stage}.json").is_file()
 
     start = time.perf_counter()

@@ -10,19 +10,18 @@ import pytest
 
 from fusionseg.cli import main as cli_main
 from fusionseg.data import load_image_set, load_videos
-from fusionseg.data import synth_content as content
-from fusionseg.data import synth_scenes as scenes
-from fusionseg.data.synthetic import (
-    PROFILES,
+from fusionseg.io import DataError, read_gray
+from fusionseg.profiles import PROFILES
+from fusionseg.synth import content, scenes
+from fusionseg.synth.world import (
     YOUTUBE_OBJECTS_CATEGORIES,
     SynthConfig,
     SynthManifest,
     generate,
     load_vid_with_masks,
 )
-from fusionseg.io import DataError, read_gray
 
-SMOKE = PROFILES["smoke"]
+SMOKE = PROFILES["smoke"].world
 TINY = SynthConfig(
     profile="tiny",
     image_size=(32, 32),
@@ -56,7 +55,7 @@ def tree_digest(root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def smoke_world(tmp_path_factory) -> SynthManifest:
-    return generate("smoke", seed=0, out=tmp_path_factory.mktemp("smoke"))
+    return generate(SMOKE, seed=0, out=tmp_path_factory.mktemp("smoke"))
 
 
 def test_readers_load_every_synthetic_set(smoke_world):
@@ -124,7 +123,7 @@ def test_vid_boxes_are_the_true_masks_bounding_boxes(smoke_world):
 
 def test_davis_masks_are_the_union_of_the_visible_objects(smoke_world):
     """Re-render a DAVIS-like scene and compare with what the reader loads back."""
-    from fusionseg.data.synthetic import _rng, build_scene
+    from fusionseg.synth.world import _rng, build_scene
 
     video = load_videos("davis", smoke_world.dataset_root("davis"), "train")[0]
     scene = build_scene(_rng(0, "davis_train", 0), "davis_train", 0, SMOKE.davis_frames, SMOKE.davis_size)
@@ -227,7 +226,7 @@ def test_cli_generates_the_smoke_world(tmp_path, capsys):
 
 
 def test_motion_study_separates_static_objects_and_camera_motion(smoke_world):
-    from fusionseg.data.synth_study import motion_table, summarize_motion
+    from fusionseg.synth.study import motion_table, summarize_motion
 
     table = motion_table(smoke_world, "youtube_objects")
     assert len(table) == len(YOUTUBE_OBJECTS_CATEGORIES) * len(

@@ -10,19 +10,17 @@ import pytest
 import torch
 from torch import nn
 
+from fusionseg.checkpoints import latest_checkpoint, load_checkpoint
 from fusionseg.data.types import IGNORE
 from fusionseg.io import DataError, write_png
-from fusionseg.train import (
+from fusionseg.train.fusion import FusionData, train_fusion
+from fusionseg.train.stream import (
     AugmentedStream,
     FolderPairs,
-    FusionData,
     StreamSampler,
     TrainConfig,
-    latest_checkpoint,
-    load_checkpoint,
     poly_lr,
     segmentation_loss,
-    train_fusion,
     train_stream,
 )
 from fusionseg.transforms import TrainAugment
@@ -240,8 +238,8 @@ def test_train_fusion_learns_from_precomputed_logits():
 
 
 def test_train_command_on_a_pairs_folder_writes_loadable_weights(tmp_path, capsys):
+    from fusionseg.checkpoints import load_stream
     from fusionseg.cli import main
-    from fusionseg.infer import load_stream
 
     for i in range(3):
         image, label = coordinate_pair(24 + i, 40)
@@ -268,11 +266,10 @@ def test_train_command_reports_a_bad_pairs_folder(tmp_path, capsys):
 
 
 def test_train_command_fits_fusion_layers_on_held_out_videos(tmp_path, monkeypatch, capsys):
+    from fusionseg.checkpoints import load_fusion, save_weights
     from fusionseg.cli import main
     from fusionseg.data.layouts import write_davis_sequence
-    from fusionseg.infer import load_fusion
     from fusionseg.models import ReleaseFusion, build_stream
-    from fusionseg.train import save_weights
 
     monkeypatch.setenv("FUSIONSEG_CACHE", str(tmp_path / "cache"))
     frames, masks = [], []

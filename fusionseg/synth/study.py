@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from fusionseg.baselines import flow_threshold, remove_camera_motion
 from fusionseg.data import load_videos
-from fusionseg.data.synthetic import SynthManifest
 from fusionseg.flow import compute_flow, flow_pairs
 from fusionseg.metrics import jaccard
+from fusionseg.synth.world import SynthManifest
 
 
 def motion_table(

@@ -39,10 +39,10 @@ from typing import Any
 import yaml
 
 from fusionseg import profiles
-from fusionseg.io import write_json
+from fusionseg.io import REPO_ROOT, write_json
+from fusionseg.profiles import parse_overrides
 from fusionseg.results import Provenance, results_dir
 
-REPO_ROOT = profiles.REPO_ROOT
 BOOK_DIR = REPO_ROOT / "book"
 LIBRARY_DIR = REPO_ROOT / "fusionseg"
 # Environment variables that say where a notebook reads data and writes results (part of its input key).
@@ -552,17 +552,6 @@ def remote_assets(html_dir: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # The command
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings to a dict; values are read as YAML (numbers, null, true, lists)."""
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise BookError(f"-p {pair!r}: expected KEY=VALUE, e.g. -p iterations=100")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
 
 
 def build_book(

@@ -1,6 +1,6 @@
-"""Training: one stream (appearance or motion) with SGD + poly learning rate, and the fusion layers.
+"""Training one stream (appearance or motion): SGD + poly learning rate, resumable, under torchrun too.
 
-The stream recipe is the paper's (Sec. 3, DESIGN section 3): SGD with momentum 0.9 and weight
+The stream recipe is the paper's (Sec. 3.1; 20,000 iterations per stream there): SGD with momentum 0.9 and weight
 decay 5e-4, "poly" learning rate lr * (1 - t / T) ** 0.9, per-pixel 2-class cross-entropy with
 label 255 ignored, an ImageNet-initialised backbone. Augmentation is `fusionseg.transforms`.
 
@@ -25,12 +25,7 @@ folder of pairs (motion stream: colour-coded flow images with their pseudo-label
 
 Checkpoints (`<out_dir>/checkpoint-<iteration>.pt`, written atomically by rank 0) hold the model,
 optimizer, iteration, config and RNG states; `resume=True` continues from the latest one. At the
-end, `<out_dir>/model.pt` holds the weights alone (format in `save_weights`).
-
-Fusion (Sec. 3.3): `train_fusion` trains PaperFusion / ReleaseFusion on the frozen streams' logits,
-which `fusionseg.infer.collect_fusion_data` computes once on held-out videos; on the command line
-`fusionseg train --fusion release --appearance-weights A.pt --motion-weights M.pt --videos davis
---split val --size 120 214 --iterations 2000 --out runs/fusion`.
+end, `<out_dir>/model.pt` holds the weights alone (formats: `fusionseg.checkpoints`).
 
 Multi-process: `torchrun --nproc_per_node N -m fusionseg train ...` (gloo on CPU, nccl on GPU).
 The stream's BatchNorm layers are frozen by default (`freeze_bn`, as DeepLab-v2 trained), which
@@ -40,15 +35,12 @@ learns 10x (weights) / 20x (biases) faster than the trunk (`StreamNet.param_grou
 
 from __future__ import annotations
 
-import argparse
-import functools
 import os
 import random
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -58,12 +50,21 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from fusionseg.checkpoints import (
+    CHECKPOINT_FORMAT,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    save_weights,
+    to_input,
+    use_bf16,
+)
 from fusionseg.data.types import IGNORE, ImageSet
-from fusionseg.io import DataError, atomic_path, read_gray, read_rgb
+from fusionseg.io import DataError, read_gray, read_rgb
 from fusionseg.transforms import TrainAugment
 
-CHECKPOINT_FORMAT = "fusionseg-checkpoint-1"
-WEIGHTS_FORMAT = "fusionseg-weights-1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -222,12 +223,6 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def to_input(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """uint8 (N,H,W,3) -> float (N,3,H,W) in [0, 1], the streams' input convention."""
-    x = images.permute(0, 3, 1, 2).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
 # ----------------------------------------------------------------------------------------------
 # Solver pieces
 
@@ -247,40 +242,6 @@ def segmentation_loss(
     """
     total = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE, reduction="sum")
     return total / torch.as_tensor(normalizer, dtype=total.dtype, device=total.device).clamp(min=1)
-
-
-def cpu_supports_bf16() -> bool:
-    """True where bf16 pays off on this CPU: oneDNN's bf16 kernels *and* AMX tiles.
-
-    AVX512-BF16 alone is not enough: on the 2-core development machine (AVX512-BF16, no AMX) a
-    bf16 matmul ran at 55 GFLOP/s against 104 in fp32, and a Lite0 training step was slower in bf16
-    (results/bench/*.json), so "auto" keeps fp32 there. Pass precision="bf16" to force it.
-    """
-    try:
-        native = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-    return native and "amx_bf16" in _cpu_flags()
-
-
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Resolve TrainConfig.precision for a device ("auto": bf16 on CUDA with bf16, or capable CPUs)."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_supports_bf16()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,79 +282,6 @@ def all_sum(value: torch.Tensor, processes: Processes) -> torch.Tensor:
         value = value.clone()
         dist.all_reduce(value)
     return value
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def checkpoint_path(out_dir: Path, iteration: int) -> Path:
-    return Path(out_dir) / f"checkpoint-{iteration:07d}.pt"
-
-
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The checkpoint with the highest iteration in `out_dir`, or None."""
-    found = _checkpoints(out_dir)
-    return found[-1] if found else None
-
-
-def _checkpoints(out_dir: Path) -> list[Path]:
-    """The checkpoints in `out_dir`, oldest first (the zero-padded iteration sorts by name)."""
-    return sorted(Path(out_dir).glob("checkpoint-*.pt"))
-
-
-def _save(state: dict[str, Any], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def save_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, config: TrainConfig
-) -> None:
-    """Model, optimizer, completed iterations, config and RNG states, written atomically."""
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "iteration": iteration,
-        "config": asdict(config),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        },
-    }
-    _save(state, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint or weights file written by this module (tensors on the CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise DataError(f"{path}: not a readable PyTorch weights file ({exc})") from exc
-    if not isinstance(state, dict):
-        raise DataError(f"{path}: expected a dict of weights, found {type(state).__name__}")
-    return state
-
-
-def save_weights(path: Path, model: nn.Module, config: dict[str, Any], iteration: int | None = None) -> None:
-    """The weights alone: {"format", "config" (how to build the net), "iteration", "model": state_dict}."""
-    state = {"format": WEIGHTS_FORMAT, "config": config, "iteration": iteration, "model": model.state_dict()}
-    _save(state, path)
-
-
-def model_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The state_dict inside a checkpoint/weights file, or the file itself if it is a bare state_dict."""
-    return state["model"] if isinstance(state.get("model"), dict) else state
-
-
-def _prune_checkpoints(out_dir: Path, keep: int) -> None:
-    for old in _checkpoints(out_dir)[:-keep]:
-        old.unlink()
 
 
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig) -> int:
@@ -509,7 +397,7 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
         done = iteration + 1
         if processes.main and (done % config.checkpoint_every == 0 or done == config.iterations):
             save_checkpoint(checkpoint_path(out_dir, done), model, optimizer, done, config)
-            _prune_checkpoints(out_dir, config.keep_checkpoints)
+            prune_checkpoints(out_dir, config.keep_checkpoints)
         if config.progress:  # the same on every process, so all of them join the all-reduce
             global_loss = all_sum(loss.detach(), processes) / processes.world
             bar.set_postfix(loss=f"{global_loss.item():.4f}", lr=f"{lr:.2e}")
@@ -520,188 +408,3 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
     if processes.world > 1:
         dist.barrier()
     return model
-
-
-# ----------------------------------------------------------------------------------------------
-# Fusion: train the small joint layers on the frozen streams' logits
-
-
-@dataclass
-class FusionData:
-    """Precomputed stream logits (N,2,H,W) and label maps (N,H,W) uint8 of held-out frames."""
-
-    appearance: torch.Tensor
-    motion: torch.Tensor
-    labels: torch.Tensor
-
-    def __post_init__(self) -> None:
-        n, _, h, w = self.appearance.shape
-        if self.motion.shape != self.appearance.shape or self.labels.shape != (n, h, w):
-            raise ValueError(
-                f"fusion data shapes disagree: appearance {tuple(self.appearance.shape)}, "
-                f"motion {tuple(self.motion.shape)}, labels {tuple(self.labels.shape)}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def train_fusion(
-    fusion: nn.Module,
-    data: FusionData,
-    iterations: int = 2000,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[float]:
-    """Train `fusion` (PaperFusion / ReleaseFusion) in place on frozen-stream logits; return the losses.
-
-    The streams are not run here: `fusionseg.infer.collect_fusion_data` computes their logits on the
-    held-out videos once, so each step costs only the fusion layers. Same solver as the streams
-    (SGD, poly lr, cross-entropy ignoring 255); each step draws a seeded random batch of frames.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(fusion.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    fusion.train()
-    losses = []
-    for iteration in tqdm(range(iterations), desc="train fusion", disable=not progress):
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(lr, iteration, iterations)
-        batch = torch.randint(len(data), (batch_size,), generator=generator)
-        labels = data.labels[batch]
-        logits = fusion(data.appearance[batch].float(), data.motion[batch].float())
-        loss = segmentation_loss(logits, labels, (labels != IGNORE).sum())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line: `fusionseg train`
-
-
-def load_pairs(dataset: str | None, split: str, root: Path | None, pairs_dir: Path | None) -> PairDataset:
-    """The training pairs named on the command line: an image set (`--dataset`) or a folder (`--pairs`)."""
-    if pairs_dir is not None:
-        return FolderPairs(pairs_dir)
-    from fusionseg.data import DEFAULT_FOLDERS, load_image_set
-    from fusionseg.io import data_root
-
-    folder = root if root is not None else data_root() / DEFAULT_FOLDERS[dataset]
-    return ImageSetPairs(load_image_set(dataset, folder, split))
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=["duts", "voc"], help="an image set (appearance stream)")
-    source.add_argument(
-        "--pairs", type=Path, help="a folder <dir>/images/*.png + <dir>/masks/*.png (label maps)"
-    )
-    source.add_argument(
-        "--fusion", choices=["paper", "release"], help="fusion layers on two trained streams' logits"
-    )
-    parser.add_argument("--split", default="train", help="dataset split (default: train)")
-    parser.add_argument("--root", type=Path, help="dataset folder (default: $FUSIONSEG_DATA/<dataset>)")
-    fusion = parser.add_argument_group("fusion training (--fusion)")
-    fusion.add_argument("--videos", default="davis", help="held-out video dataset (default: davis)")
-    fusion.add_argument("--appearance-weights", type=Path, help="trained appearance stream (.pt)")
-    fusion.add_argument("--motion-weights", type=Path, help="trained motion stream (.pt)")
-    fusion.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="working size of the logits")
-    fusion.add_argument("--every", type=int, default=1, help="use every k-th annotated frame")
-    fusion.add_argument("--flow-method", default="dis", help="optical flow for the motion stream")
-    parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints and model.pt")
-    parser.add_argument("--iterations", type=int, default=defaults.iterations)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch")
-    parser.add_argument("--crop", type=int, default=defaults.crop_size, help="square crop size (px)")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="base learning rate (poly schedule)")
-    parser.add_argument("--scale", type=float, nargs=2, default=defaults.scale_range, metavar=("MIN", "MAX"))
-    parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    parser.add_argument("--backbone", default=defaults.backbone, choices=["lite0", "resnet101"])
-    parser.add_argument("--output-stride", type=int, default=defaults.output_stride, choices=[8, 16])
-    init = parser.add_mutually_exclusive_group()
-    init.add_argument("--no-pretrained", action="store_true", help="random backbone (no ImageNet weights)")
-    init.add_argument(
-        "--init", type=Path, help="start from these weights (a stream .pt or a backbone state dict)"
-    )
-    parser.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per process")
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        out_dir=str(args.out),
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        crop_size=args.crop,
-        lr=args.lr,
-        scale_range=tuple(args.scale),
-        flip=not args.no_flip,
-        backbone=args.backbone,
-        output_stride=args.output_stride,
-        pretrained=str(args.init) if args.init else not args.no_pretrained,
-        freeze_bn=not args.train_bn,
-        precision="fp32" if args.fp32 else "auto",
-        seed=args.seed,
-        workers=args.workers,
-        threads=args.threads,
-        checkpoint_every=args.checkpoint_every,
-        resume=args.resume,
-    )
-
-
-def run_fusion(args: argparse.Namespace) -> None:
-    """`--fusion`: stream logits on the held-out videos once, then train the fusion layers on them."""
-    from fusionseg.data import DEFAULT_FOLDERS, load_videos
-    from fusionseg.flow import FlowCache
-    from fusionseg.infer import collect_fusion_data, load_stream
-    from fusionseg.io import data_root
-    from fusionseg.models import PaperFusion, ReleaseFusion
-
-    if args.appearance_weights is None or args.motion_weights is None:
-        raise ValueError("--fusion needs --appearance-weights and --motion-weights")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    root = args.root if args.root is not None else data_root() / DEFAULT_FOLDERS[args.videos]
-    videos = load_videos(args.videos, root, args.split)
-    appearance, motion = load_stream(args.appearance_weights), load_stream(args.motion_weights)
-    cache = FlowCache()
-    data = collect_fusion_data(
-        appearance,
-        motion,
-        videos,
-        flow_images=lambda video: cache.flow_images(video, args.flow_method),
-        size=tuple(args.size) if args.size else None,
-        every=args.every,
-        precision="fp32" if args.fp32 else "auto",
-    )
-    torch.manual_seed(args.seed)
-    fusion = {"paper": PaperFusion, "release": ReleaseFusion}[args.fusion]()
-    losses = train_fusion(fusion, data, args.iterations, args.batch_size, args.lr, seed=args.seed)
-    config = {"kind": "fusion", "fusion": args.fusion, "videos": args.videos, "split": args.split}
-    config |= {"frames": len(data), "final_loss": losses[-1]}
-    save_weights(args.out / "model.pt", fusion, config, args.iterations)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    try:
-        if args.fusion:
-            run_fusion(args)
-        else:
-            train_stream(config_from_args(args), load_pairs(args.dataset, args.split, args.root, args.pairs))
-    except (DataError, ValueError) as exc:
-        print(f"fusionseg train: {exc}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"weights: {args.out / 'model.pt'}")
-    return 0

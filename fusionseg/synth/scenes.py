@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fusionseg.data import synth_content as content
 from fusionseg.data.types import Box
+from fusionseg.synth import content
 
 CAMERA_MOTIONS: tuple[str, ...] = ("static", "pan", "zoom", "pan_zoom")
 DISTRACTORS: tuple[str, ...] = ("water", "sway")

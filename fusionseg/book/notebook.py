@@ -19,10 +19,21 @@ import numpy as np
 import pandas as pd
 
 from fusionseg import paper_numbers
-from fusionseg.profiles import PROFILES, Profile
+from fusionseg.profiles import PROFILES, Profile, resolve
 from fusionseg.results import results_root
 
 REAL_LITE = "real-lite"  # the committed real-data run (DAVIS 2016 + DUTS)
+
+
+def setup(profile: str, overrides: dict[str, Any] | None = None, **fields: Any) -> Profile:
+    """Every chapter's first call: the run's profile from the chapter's parameters cell
+    (`fusionseg.profiles.resolve`), announced with its label, so that a reader sees which run the
+    chapter shows and where an ablation's numbers go."""
+    cfg = resolve(profile, overrides, **fields)
+    changed = ", ".join(f"{key}={value}" for key, value in cfg.overrides) or "none"
+    print(f"profile {cfg.label}: {cfg.description}")
+    print(f"changed from the {cfg.name} profile: {changed}; results in results/{cfg.label}/")
+    return cfg
 
 
 def absent(what: str, why: str) -> None:
@@ -166,7 +177,7 @@ def real_flow_baselines(label: str = REAL_LITE) -> pd.DataFrame | None:
         from fusionseg.io import DataError
 
         raise DataError(f"{results_root() / label / 'table1_flow_baselines.csv'}: missing columns {missing}")
-    from fusionseg.pipeline import BASELINE_METHODS
+    from fusionseg.evaluate import BASELINE_METHODS
 
     table = _in_percent(table)
     names = {baseline: method for method, baseline in BASELINE_METHODS.items()}
@@ -267,7 +278,8 @@ def middle_annotated(video: Any) -> int:
 
 def stream_masks(weights: Path, images: Sequence[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
     """A trained stream's boolean masks on `images` (frames for appearance, flow images for motion)."""
-    from fusionseg.infer import load_stream, masks_from, predict_video
+    from fusionseg.checkpoints import load_stream
+    from fusionseg.infer import masks_from, predict_video
 
     model = load_stream(weights).to(device)
     return masks_from(predict_video(model, images))
@@ -318,7 +330,7 @@ def pseudo_label_figure(profile: Profile, seed: int = 0) -> Any | None:
     examples = pick_examples(records, config, seed=seed) if len(records) else records
     if not len(examples):
         return None
-    source, split = pipeline.plan_of(profile).weak
+    source, split = profile.plan.weak
     videos = weak_videos(
         source, pipeline.dataset_folder(profile, source), split, max_videos=profile.max_videos
     )

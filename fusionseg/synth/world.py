@@ -1,6 +1,6 @@
 """The synthetic world: the default profile's data, generated offline from a seed.
 
-`generate(profile, seed, out)` (or `fusionseg synth --profile mini --seed 0 --out DIR`) writes, in
+`generate(config, seed, out)` (or `fusionseg synth --profile mini --seed 0 --out DIR`) writes, in
 the official on-disk layouts (through `fusionseg.data.layouts`, so the ordinary readers load them):
 
 | dataset | folder under `out` | role | reader |
@@ -11,7 +11,7 @@ the official on-disk layouts (through `fusionseg.data.layouts`, so the ordinary 
 | YouTube-Objects-like benchmark | `youtube_masks/` (10 real category names) | evaluation, static vs moving | `load_videos("youtube_objects", out/"youtube_masks")` |
 | SegTrack-v2-like benchmark | `SegTrackv2/` (low resolution, several objects) | evaluation | `load_videos("segtrack", out/"SegTrackv2")` |
 
-Objects are shape x texture categories (`synth_content`); the pairs in `UNSEEN_CATEGORIES` never
+Objects are shape x texture categories (`fusionseg.synth.content`); the pairs in `UNSEEN_CATEGORIES` never
 appear in the training sets (DUTS-TR, VID, DAVIS train) and make up part of every test set. Clips
 mix camera pan and zoom, objects that stand still, occluders, background that moves without being an
 object (water, swaying foliage), motion blur and sensor noise. `out/manifest.json` records the
@@ -27,11 +27,9 @@ holds for one machine and library set; another CPU or OpenCV/NumPy build may rou
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +38,13 @@ import numpy as np
 from tqdm import tqdm
 
 from fusionseg.data import layouts, load_videos
-from fusionseg.data import synth_content as content
-from fusionseg.data import synth_scenes as scenes
 from fusionseg.data.imagenet_vid import VID_CLASSES
 from fusionseg.data.types import Video
 from fusionseg.io import DataError, write_json, write_png
+from fusionseg.synth import content, scenes
 
+# The manifest's identity: the module's name when the format was fixed (fusionseg.data.synthetic); kept
+# so that worlds already generated, and the cache keys derived from their manifests, stay valid.
 GENERATOR = "fusionseg.data.synthetic"
 GENERATOR_VERSION = 1  # bump whenever a change alters the generated files
 
@@ -115,32 +114,6 @@ class SynthConfig:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (tuples as lists), as stored in the manifest."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-
-PROFILES: dict[str, SynthConfig] = {
-    "smoke": SynthConfig(
-        profile="smoke",
-        image_size=(64, 64),
-        train_images=24,
-        test_images=8,
-        vid_videos=4,
-        vid_val_videos=1,
-        vid_frames=6,
-        vid_size=(48, 80),
-        davis_train=2,
-        davis_val=2,
-        davis_frames=6,
-        davis_size=(48, 80),
-        yto_shots_per_category=1,
-        yto_frames=6,
-        yto_annotation_step=2,
-        yto_size=(48, 80),
-        segtrack_sequences=2,
-        segtrack_frames=6,
-        segtrack_size=(40, 64),
-    ),
-    "mini": SynthConfig(profile="mini"),
-}
 
 
 @dataclass(frozen=True)
@@ -528,17 +501,6 @@ def _categories_info() -> dict[str, Any]:
     }
 
 
-def resolve_config(profile: str | SynthConfig) -> SynthConfig:
-    """A profile name ("smoke", "mini") or a SynthConfig, as a SynthConfig."""
-    if isinstance(profile, SynthConfig):
-        return profile
-    if profile not in PROFILES:
-        raise ValueError(
-            f"unknown synthetic profile {profile!r}; expected one of {sorted(PROFILES)} or a SynthConfig"
-        )
-    return PROFILES[profile]
-
-
 def _existing(out: Path, config: SynthConfig, seed: int) -> SynthManifest | None:
     """The manifest already in `out` if it is complete and matches config, seed and version."""
     try:
@@ -567,13 +529,12 @@ def _clear(out: Path) -> None:
             path.unlink()
 
 
-def generate(profile: str | SynthConfig, seed: int, out: Path, force: bool = False) -> SynthManifest:
-    """Write the synthetic world for `profile` and `seed` into `out`, or reuse it if already there.
+def generate(config: SynthConfig, seed: int, out: Path, force: bool = False) -> SynthManifest:
+    """Write the synthetic world of `config` (a profile's `world`) and `seed` into `out`, or reuse it.
 
     Reuse needs `out/manifest.json` to name the same config, seed and generator version; otherwise
     the previous world in `out` is removed and generated again (`force` regenerates regardless).
     """
-    config = resolve_config(profile)
     out = Path(out)
     if not force and (manifest := _existing(out, config, seed)) is not None:
         return manifest
@@ -610,32 +571,3 @@ def summarize(manifest: SynthManifest) -> dict[str, dict[str, int]]:
         entry["items"] += 1
         entry["frames"] += record["n_frames"]
     return summary
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line: fusionseg synth --profile mini --seed 0 --out DIR
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--profile", choices=sorted(PROFILES), default="mini", help="world size (default: mini)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="output folder (created; a previous world there is replaced)"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="regenerate even if OUT already holds this world"
-    )
-
-
-def run_command(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    manifest = generate(args.profile, args.seed, args.out, force=args.force)
-    seconds = time.perf_counter() - start
-    for dataset, entry in summarize(manifest).items():
-        print(
-            f"{dataset:<16} {entry['items']:>5} items {entry['frames']:>6} frames  -> {manifest.dataset_root(dataset)}"
-        )
-    print(f"synthetic world '{args.profile}' (seed {args.seed}) ready in {args.out} ({seconds:.1f} s)")
-    return 0
