@@ -207,6 +207,14 @@ TABLE_COLUMNS = [
     "source", "baseline", "camera_compensation", "flow", "saliency", "split", "n_sequences",
     "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay",
 ]  # fmt: skip
+# How the variants are made, as their provenance records it.
+METHOD_NOTES = {
+    "flow_th": "magnitude > mean + 1 std, per frame",
+    "flow_sal": "OpenCV static saliency of the Middlebury flow image > its mean, per frame",
+    "camera_compensation": "global affine fitted by RANSAC (cv2.estimateAffine2D, tolerance 1 px) "
+    "to flow correspondences on an 8-px grid, subtracted before the baseline",
+    "evaluation": "fusionseg.evaluate.score_videos (DAVIS 2016: first and last frame dropped)",
+}
 Variant = tuple[str, str, str, bool]  # (flow method, DAVIS split, baseline, camera compensation)
 
 

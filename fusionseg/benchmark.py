@@ -154,3 +154,26 @@ def score_benchmark(
     frames = pd.concat(tables, ignore_index=True)
     frames["motion"] = [motion[(s, int(i))] for s, i in zip(frames["sequence"], frames["index"], strict=True)]
     return frames
+
+
+def benchmark_tables(per_frame: pd.DataFrame, dataset: str, rank_motion: bool) -> dict[str, pd.DataFrame]:
+    """The results ledger's tables of one benchmark from `score_benchmark`'s rows, by file name:
+    per frame, per sequence, the detail table (`<table>_detail`), the comparison table in percent
+    (`table1_davis` ...), and with `rank_motion` Table 4 (`table4_detail`, `table4_moving_static`)."""
+    from fusionseg import evaluate
+
+    per_sequence = evaluate.sequence_scores(per_frame, dataset)
+    table = evaluate.TABLES[dataset]
+    tables = {
+        f"per_frame_{dataset}": per_frame,
+        f"per_sequence_{dataset}": per_sequence,
+        f"{table}_detail": evaluate.detail_table(per_sequence),
+        table: evaluate.comparison_rows(per_sequence, dataset),
+    }
+    if rank_motion:
+        table4 = evaluate.moving_static(per_frame, evaluate.MOVING_FRACTION).assign(dataset=dataset)
+        columns = ["dataset", "method", "subset", "n_frames", "motion_min", "motion_max", "J_mean"]
+        tables["table4_detail"] = table4[columns]
+        ledger = {"method": table4["method"], "column": table4["subset"], "value": 100 * table4["J_mean"]}
+        tables["table4_moving_static"] = pd.DataFrame(ledger)
+    return tables

@@ -25,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("fusionseg.synth_command", "generate the synthetic world (the default profile's data)"),
     "pseudo-labels": ("fusionseg.pseudo_labels", "bootstrap pseudo-labels from boxed videos (Sec. 3.2)"),
     "book": ("fusionseg.book.build", "execute the book's notebooks and render the HTML book"),
-    "reproduce": ("fusionseg.pipeline", "run the paper's chain end to end for a profile (cached, resumable)"),
+    "reproduce": (
+        "fusionseg.reproduce_command",
+        "run the paper's chain end to end for a profile (cached, resumable)",
+    ),
     "bench": ("fusionseg.bench", "measure speeds on this machine and record them"),
 }
 

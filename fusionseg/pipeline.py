@@ -1,4 +1,4 @@
-"""The paper's chain, end to end, as cached and resumable stages: `fusionseg reproduce`.
+"""The paper's chain, end to end, as cached and resumable stages (`fusionseg reproduce`).
 
 One place runs the whole of FusionSeg for a profile (`fusionseg.profiles`)::
 
@@ -21,25 +21,8 @@ Each stage is a function of the profile (`data(profile)`, ..., `evaluate(profile
 first. The engine (keys, stamps, resume, provenance) is `fusionseg.stages`; the profile holds every
 knob a stage reads, so a notebook's override reaches the stage (and its key) without other code.
 
-**Results** go to `results/<profile label>/` (`fusionseg.results`; FUSIONSEG_RESULTS moves it), with a
-provenance record per stage in `provenance/<stage>.json`. Scores in `*_detail.csv`,
-`per_sequence_*.csv` and `per_frame_*.csv` are fractions in [0, 1]; the four comparison tables use
-the book's ledger format (columns `method, column, value`, value in percent, as
-`fusionseg.paper_numbers` holds the paper's), so that the book shows them beside the paper's:
-
-| file | columns |
-|---|---|
-| `table1_davis.csv`, `table2_youtube_objects.csv`, `table3_segtrack.csv`, `table4_moving_static.csv` | method, column, value (percent; column = "Avg. IoU", a YouTube-Objects category, or "Top 10% moving" / "Top 10% static") |
-| `table1_davis_detail.csv` (and `table2_youtube_objects_detail.csv`, `table3_segtrack_detail.csv`) | method, J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, n_sequences, n_frames |
-| `per_sequence_<dataset>.csv` | method, sequence, category, J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, n_frames |
-| `per_frame_<dataset>.csv` | method, sequence, category, frame, index, J, F, motion |
-| `table4_detail.csv` | dataset, method, subset, n_frames, motion_min, motion_max, J_mean |
-| `appearance_test_iou.csv` | dataset, split, n_images, J_mean |
-| `pseudo_label_funnel.csv`, `pseudo_label_quality.csv` | as `fusionseg.pseudo_labels.funnel` / `quality_study` |
-| `fusion_training.csv` | design, parameters, frames, iterations, first_loss, final_loss |
-| `table1_flow_baselines.csv`, `flow_baselines/*.csv` | as `fusionseg.baselines.variant_table` / per-sequence scores |
-| `flow_speed.csv` | method, preset, size, seconds_per_frame, fps, cpu_seconds_per_frame, repeats |
-| `pipeline_timings.csv` | stage, status, wall_time_s (this run), compute_time_s (when last computed), key |
+**Results** go to `results/<profile label>/` with a provenance record per stage (`fusionseg.results`,
+which lists every file and its columns).
 
 The methods and the benchmark conventions are `fusionseg.evaluate`'s; on the real DAVIS, when
 `$FUSIONSEG_DATA/davis_benchmark/` is there, the tables also hold "FusionSeg (official)": the
@@ -48,13 +31,9 @@ authors' published per-frame J and F (`fusionseg.data.davis_benchmark`), a refer
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
 import hashlib
-import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,11 +41,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusionseg import profiles as profiles_module
 from fusionseg.data.types import Video
-from fusionseg.io import DataError, image_size
+from fusionseg.evaluate import TABLES
+from fusionseg.io import DataError
 from fusionseg.profiles import Profile
-from fusionseg.stages import Chain, Stage, StageResult, command_line, log, read_stamp, run_stage, stage_dir
+from fusionseg.results import listing_fingerprint
+from fusionseg.stages import (
+    Chain,
+    Stage,
+    StageResult,
+    command_line,
+    log,
+    read_stamp,
+    run_chain,
+    run_stage,
+    stage_dir,
+)
 
 TORCH_THREADS = 2  # the machine has 2 cores (shared)
 FUSION_MAX_BYTES = 512 * 2**20  # memory for the precomputed stream logits of the fusion stage
@@ -74,26 +64,6 @@ FALLBACK = "pruned segmentations of every boxed frame (no test passed)"
 SPEED_SEQUENCE = "blackswan"  # the flow-speed pair: frames 0 -> 1 of this DAVIS sequence
 
 __all__ = ["CHAIN", "StageResult", "command_line", "read_stamp", "run_all", "stage_dir"]
-
-
-def dataset_folder(profile: Profile, dataset: str) -> Path:
-    """The folder to hand the reader of `dataset` (inside the synthetic world, or under the data root)."""
-    root = profile.resolve_data_root()
-    if profile.data == "synthetic":
-        from fusionseg.synth.world import SynthManifest
-
-        return SynthManifest.load(root).dataset_root(dataset)
-    from fusionseg.data import DEFAULT_FOLDERS
-
-    return root / DEFAULT_FOLDERS[dataset]
-
-
-def load_role_videos(profile: Profile, dataset: str, split: str | None) -> list[Video]:
-    """The videos of a dataset for this profile, capped at `profile.max_videos`."""
-    from fusionseg.data import load_videos
-
-    videos = load_videos(dataset, dataset_folder(profile, dataset), split)
-    return videos if profile.max_videos is None else videos[: profile.max_videos]
 
 
 def flow_cache(profile: Profile) -> Any:
@@ -130,25 +100,6 @@ def _write(profile: Profile, name: str, table: pd.DataFrame) -> str:
 # Stage: data
 
 
-def listing_fingerprint(folders: Sequence[Path]) -> str:
-    """A cheap fingerprint of folders: every file's relative path and size (no file is read).
-
-    Computed once per process (a notebook calling several stages walks the folders once)."""
-    return _listing_fingerprint(tuple(str(folder) for folder in folders))
-
-
-@functools.lru_cache(maxsize=8)
-def _listing_fingerprint(folders: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for folder in map(Path, folders):
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                digest.update(f"{path.relative_to(folder.parent)}:{path.stat().st_size}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 def _data_parameters(profile: Profile) -> dict[str, Any]:
     if profile.data == "synthetic":
         from fusionseg.synth.world import GENERATOR_VERSION
@@ -161,7 +112,7 @@ def _data_parameters(profile: Profile) -> dict[str, Any]:
             "generator_version": GENERATOR_VERSION,
             "root": str(profile.resolve_data_root()),
         }
-    folders = {name: dataset_folder(profile, name) for name in profile.plan.datasets()}
+    folders = {name: profile.dataset_folder(name) for name in profile.plan.datasets()}
     missing = [f"{name}: {path}" for name, path in folders.items() if not path.is_dir()]
     if missing:
         raise DataError(
@@ -238,7 +189,7 @@ def _train(profile: Profile, pairs: Any, folder: Path) -> Path:
 def _load_image_set(profile: Profile, dataset: str, split: str) -> Any:
     from fusionseg.data import load_image_set
 
-    return load_image_set(dataset, dataset_folder(profile, dataset), split)
+    return load_image_set(dataset, profile.dataset_folder(dataset), split)
 
 
 def _appearance_parameters(profile: Profile) -> dict[str, Any]:
@@ -296,7 +247,7 @@ def _all_videos(profile: Profile) -> list[Video]:
     plan = profile.plan
     videos: dict[tuple[str, str], Video] = {}
     for dataset, split in dict.fromkeys([plan.weak, plan.fusion, *plan.benchmarks]):
-        for video in load_role_videos(profile, dataset, split):
+        for video in profile.videos(dataset, split):
             videos.setdefault((video.dataset, video.name), video)
     return list(videos.values())
 
@@ -338,7 +289,7 @@ def _human_masks(profile: Profile, names: set[str]) -> list[Video] | None:
 
         videos = load_vid_with_masks(SynthManifest.load(profile.resolve_data_root()), weak[1])
     elif weak[0] == "davis":
-        videos = load_role_videos(profile, *weak)
+        videos = profile.videos(*weak)
     else:
         return None
     return [video for video in videos if video.name in names]
@@ -352,7 +303,7 @@ def _pseudo_label_body(
     _set_threads()
     config = profile.pseudo_labels
     source, split = profile.plan.weak
-    videos = weak_videos(source, dataset_folder(profile, source), split, max_videos=profile.max_videos)
+    videos = weak_videos(source, profile.dataset_folder(source), split, max_videos=profile.max_videos)
     segment = appearance_segmenter(deps["appearance"].path("weights"), profile.torch_device())
     flow_images = flow_image_arrays(profile)
     out = stage_dir(profile, "pseudo_labels") / "set"
@@ -385,16 +336,6 @@ def _pseudo_label_body(
 # Stage: fusion
 
 
-def _fusion_every(videos: Sequence[Video]) -> int:
-    """Use every k-th annotated frame so that both streams' float16 logits fit FUSION_MAX_BYTES."""
-    frames = sum(len(video.annotated_indices) for video in videos)
-    if not frames:
-        raise DataError("the fusion videos have no annotated frame")
-    height, width = image_size(videos[0].frames[0].image_path)
-    per_frame = 2 * 2 * height * width * 2  # two streams x two channels x float16
-    return max(1, math.ceil(frames * per_frame / FUSION_MAX_BYTES))
-
-
 def _fusion_parameters(profile: Profile) -> dict[str, Any]:
     return {
         "videos": list(profile.plan.fusion),
@@ -407,66 +348,32 @@ def _fusion_parameters(profile: Profile) -> dict[str, Any]:
     }
 
 
-def _fusion_data(profile: Profile, deps: dict[str, StageResult], path: Path) -> Any:
-    """The frozen streams' logits on the held-out videos: computed once, kept in `path` for a resume."""
-    import torch
-
-    from fusionseg.checkpoints import load_stream
-    from fusionseg.io import atomic_path
-    from fusionseg.train.fusion import FusionData, collect_fusion_data
-
-    if path.is_file():
-        return FusionData(**torch.load(path, weights_only=True))
-    videos = load_role_videos(profile, *profile.plan.fusion)
-    device = profile.torch_device()
-    cache = flow_cache(profile)
-    fusion_data = collect_fusion_data(
-        load_stream(deps["appearance"].path("weights")).to(device),
-        load_stream(deps["motion"].path("weights")).to(device),
-        videos,
-        flow_images=lambda video: cache.flow_images(video, profile.flow_method),
-        every=_fusion_every(videos),
-        progress=False,
-    )
-    with atomic_path(path) as tmp:
-        torch.save(dataclasses.asdict(fusion_data), tmp)
-    return fusion_data
-
-
 def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:
-    import torch
-
-    from fusionseg.checkpoints import save_weights
-    from fusionseg.models import PaperFusion, ReleaseFusion
-    from fusionseg.train.fusion import train_fusion
+    from fusionseg.checkpoints import load_stream
+    from fusionseg.train import fusion
 
     _set_threads()
     folder = stage_dir(profile, "fusion")
-    fusion_data = _fusion_data(profile, deps, folder / "logits.pt")
-    outputs, rows = {}, []
-    for design, module_type in (("paper", PaperFusion), ("release", ReleaseFusion)):
-        torch.manual_seed(profile.seed)
-        module = module_type()
-        lr = profile.fusion_lr[design]
-        losses = train_fusion(
-            module, fusion_data, profile.fusion_iterations, profile.batch_size, lr, seed=profile.seed
+    logits = folder / "logits.pt"  # the frozen streams' logits: computed once, kept for a resume
+    if logits.is_file():
+        data = fusion.load_fusion_data(logits)
+    else:
+        videos = profile.videos(*profile.plan.fusion)
+        device = profile.torch_device()
+        cache = flow_cache(profile)
+        data = fusion.collect_fusion_data(
+            load_stream(deps["appearance"].path("weights")).to(device),
+            load_stream(deps["motion"].path("weights")).to(device),
+            videos,
+            flow_images=lambda video: cache.flow_images(video, profile.flow_method),
+            every=fusion.frame_step(videos, FUSION_MAX_BYTES),
+            progress=False,
         )
-        path = folder / f"{design}.pt"
-        config = {"kind": "fusion", "fusion": design, "frames": len(fusion_data), "final_loss": losses[-1]}
-        save_weights(path, module, config, profile.fusion_iterations)
-        outputs[design] = str(path)
-        rows.append(
-            {
-                "design": design,
-                "parameters": sum(p.numel() for p in module.parameters()),
-                "frames": len(fusion_data),
-                "iterations": profile.fusion_iterations,
-                "first_loss": losses[0],
-                "final_loss": float(np.mean(losses[-10:])),
-            }
-        )
+        fusion.save_fusion_data(data, logits)
+    iterations, batch = profile.fusion_iterations, profile.batch_size
+    outputs, rows = fusion.train_designs(data, iterations, batch, profile.fusion_lr, profile.seed, folder)
     outputs["table"] = _write(profile, "fusion_training", pd.DataFrame(rows))
-    return outputs, {"frames": len(fusion_data)} | {f"{r['design']}_loss": r["final_loss"] for r in rows}
+    return outputs, {"frames": len(data)} | {f"{r['design']}_loss": r["final_loss"] for r in rows}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,7 +395,7 @@ def reference_frames(profile: Profile, dataset: str, videos: Sequence[Video]) ->
 
     if profile.data != "real" or dataset != "davis":
         return None
-    root = dataset_folder(profile, "davis_benchmark")
+    root = profile.dataset_folder("davis_benchmark")
     if not (root / PER_FRAME_FILE).is_file():
         log(f"no {root / PER_FRAME_FILE}: the tables have no official FusionSeg reference")
         return None
@@ -522,8 +429,7 @@ def _load_models(profile: Profile, deps: dict[str, StageResult]) -> Any:
 
 
 def _evaluate_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:
-    from fusionseg import evaluate
-    from fusionseg.benchmark import Flows, score_benchmark
+    from fusionseg.benchmark import Flows, benchmark_tables, score_benchmark
 
     _set_threads()
     models = _load_models(profile, deps)
@@ -531,24 +437,15 @@ def _evaluate_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict
     outputs: dict[str, str] = {}
     info: dict[str, Any] = {}
     for dataset, split in profile.plan.benchmarks:
-        videos = load_role_videos(profile, dataset, split)
+        videos = profile.videos(dataset, split)
         masks = stage_dir(profile, "evaluate") / "masks" / dataset
-        reference = reference_frames(profile, dataset, videos)
-        per_frame = score_benchmark(videos, models, masks, flows, dataset, reference)
-        per_sequence = evaluate.sequence_scores(per_frame, dataset)
-        detail = evaluate.detail_table(per_sequence)
-        table = evaluate.TABLES[dataset]
-        outputs[f"per_frame_{dataset}"] = _write(profile, f"per_frame_{dataset}", per_frame)
-        outputs[f"per_sequence_{dataset}"] = _write(profile, f"per_sequence_{dataset}", per_sequence)
-        outputs[f"{table}_detail"] = _write(profile, f"{table}_detail", detail)
-        outputs[table] = _write(profile, table, evaluate.comparison_rows(per_sequence, dataset))
+        per_frame = score_benchmark(
+            videos, models, masks, flows, dataset, reference_frames(profile, dataset, videos)
+        )
+        tables = benchmark_tables(per_frame, dataset, rank_motion=dataset == profile.plan.moving_static)
+        outputs |= {name: _write(profile, name, table) for name, table in tables.items()}
+        detail = tables[f"{TABLES[dataset]}_detail"]
         info |= {f"{dataset}:{m}": float(j) for m, j in zip(detail["method"], detail["J_mean"], strict=True)}
-        if dataset == profile.plan.moving_static:
-            table4 = evaluate.moving_static(per_frame, evaluate.MOVING_FRACTION).assign(dataset=dataset)
-            table4 = table4[["dataset", "method", "subset", "n_frames", "motion_min", "motion_max", "J_mean"]]
-            outputs["table4_detail"] = _write(profile, "table4_detail", table4)
-            ledger = {"method": table4["method"], "column": table4["subset"], "value": 100 * table4["J_mean"]}
-            outputs["table4_moving_static"] = _write(profile, "table4_moving_static", pd.DataFrame(ledger))
     return outputs, info
 
 
@@ -557,20 +454,13 @@ def _evaluate_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict
 
 
 def _flow_baselines_parameters(profile: Profile) -> dict[str, Any]:
-    from fusionseg.baselines import DEFAULT_SALIENCY
+    from fusionseg.baselines import DEFAULT_SALIENCY, METHOD_NOTES
     from fusionseg.flow import resolve_params
 
     runs = profile.flow_baselines
-    return {
-        "runs": [[method, split, list(baselines)] for method, split, baselines in runs],
-        "flow_params": {method: resolve_params(method, {}) for method, _, _ in runs},
-        "flow_th": "magnitude > mean + 1 std, per frame",
-        "flow_sal": "OpenCV static saliency of the Middlebury flow image > its mean, per frame",
-        "default_saliency": DEFAULT_SALIENCY,
-        "camera_compensation": "global affine fitted by RANSAC (cv2.estimateAffine2D, tolerance 1 px) "
-        "to flow correspondences on an 8-px grid, subtracted before the baseline",
-        "evaluation": "fusionseg.evaluate.score_videos (DAVIS 2016: first and last frame dropped)",
-    }
+    runs = [[method, split, list(baselines)] for method, split, baselines in runs]
+    flow_params = {method: resolve_params(method, {}) for method, _, _ in runs}
+    return {"runs": runs, "flow_params": flow_params, "default_saliency": DEFAULT_SALIENCY} | METHOD_NOTES
 
 
 def _flow_baselines_body(
@@ -579,8 +469,8 @@ def _flow_baselines_body(
     from fusionseg.baselines import score_variants, variant_file, variant_table, write_csv
     from fusionseg.results import results_dir
 
-    all_videos = load_role_videos(profile, "davis", "trainval")
-    val_names = {v.name for v in load_role_videos(profile, "davis", "val")}
+    all_videos = profile.videos("davis", "trainval")
+    val_names = {v.name for v in profile.videos("davis", "val")}
     scores = score_variants(all_videos, val_names, profile.flow_baselines, flow_cache(profile))
     outputs: dict[str, str] = {}
     for variant, per_sequence in scores.items():
@@ -607,19 +497,13 @@ def _flow_speed_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[di
 
     from fusionseg.flow import speed_table
 
-    videos = load_role_videos(profile, "davis", "trainval")
+    videos = profile.videos("davis", "trainval")
     video = next((v for v in videos if v.name == SPEED_SEQUENCE), None)
     if video is None:
-        raise DataError(f"{dataset_folder(profile, 'davis')}: no DAVIS sequence {SPEED_SEQUENCE!r}")
-    load_before = os.getloadavg()
-    table = speed_table(video.image(0), video.image(1))
-    outputs: dict[str, str] = {}
-    outputs["flow_speed"] = _write(profile, "flow_speed", table)
-    info = {
-        "opencv_threads": cv2.getNumThreads(),
-        "load_before": load_before[0],
-        "load_after": os.getloadavg()[0],
-    }
+        raise DataError(f"{profile.dataset_folder('davis')}: no DAVIS sequence {SPEED_SEQUENCE!r}")
+    load = os.getloadavg()[0]
+    outputs = {"flow_speed": _write(profile, "flow_speed", speed_table(video.image(0), video.image(1)))}
+    info = {"opencv_threads": cv2.getNumThreads(), "load_before": load, "load_after": os.getloadavg()[0]}
     return outputs, info
 
 
@@ -706,73 +590,6 @@ def evaluate(profile: Profile, force: Sequence[str] = ()) -> StageResult:
 
 
 def run_all(profile: Profile, until: str | None = None, force: Sequence[str] = ()) -> dict[str, StageResult]:
-    """Run (or reuse) every stage of the profile in order, up to and including `until`.
-
-    `force`: stages to recompute (with their downstream stages); "all" recomputes everything.
-    Writes `results/<label>/pipeline_timings.csv` (stage, status, wall times, key).
-    """
-    from fusionseg.results import write_table
-
-    names = CHAIN.for_profile(profile)
-    if until is not None and until not in CHAIN.names:
-        raise ValueError(f"unknown stage {until!r}; expected one of {', '.join(CHAIN.names)}")
-    force = CHAIN.names if "all" in force else tuple(force)
-    unknown = sorted(set(force) - set(CHAIN.names))
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown} to force; expected some of {', '.join(CHAIN.names)}")
-    if until is not None:
-        names = tuple(name for name in names if CHAIN.names.index(name) <= CHAIN.names.index(until))
-    done: dict[str, StageResult] = {}
-    for name in names:
-        run_stage(CHAIN, profile, name, force, done)
-    results = {name: done[name] for name in names}
-    rows = [
-        {
-            "stage": s,
-            "status": r.status,
-            "wall_time_s": r.wall_time_s,
-            "compute_time_s": r.compute_time_s,
-            "key": r.key,
-        }
-        for s, r in results.items()
-    ]
-    write_table(pd.DataFrame(rows), profile.label, "pipeline_timings")
-    return results
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--profile", choices=profiles_module.profile_names(), default=profiles_module.DEFAULT_PROFILE
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a profile field, e.g. -p iterations=100 -p pseudo_labels.flow_threshold=20 (repeatable)",
-    )
-    parser.add_argument("--until", choices=CHAIN.names, help="stop after this stage")
-    parser.add_argument(
-        "--force",
-        action="append",
-        default=[],
-        choices=[*CHAIN.names, "all"],
-        help="recompute this stage and its downstream ones",
-    )
-
-
-def run_command(args: argparse.Namespace) -> int:
-    from fusionseg.results import results_dir
-
-    try:
-        profile = profiles_module.resolve(args.profile, profiles_module.parse_overrides(args.param))
-    except ValueError as exc:
-        raise DataError(str(exc)) from exc
-    log(f"profile {profile.label}: {profile.description}; work dir {profile.work_dir()}")
-    start = time.perf_counter()
-    results = run_all(profile, args.until, args.force)
-    for name, result in results.items():
-        log(f"{name:<14} {result.status:<8} {result.wall_time_s:8.1f} s  {result.folder}")
-    log(f"finished in {time.perf_counter() - start:.1f} s; results in {results_dir(profile.label)}")
-    return 0
+    """Run (or reuse) every stage of the profile in order, up to and including `until`; "all" in
+    `force` recomputes everything. Writes `results/<label>/pipeline_timings.csv`."""
+    return run_chain(CHAIN, profile, until, force)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fusionseg.data.types import Video
 from fusionseg.io import REPO_ROOT
 from fusionseg.io import data_root as env_data_root
 from fusionseg.pseudo_labels import PseudoLabelConfig
@@ -129,6 +130,24 @@ class Profile:
         root = env_data_root(required=True)
         assert root is not None
         return root
+
+    def dataset_folder(self, dataset: str) -> Path:
+        """The folder to hand the reader of `dataset` (inside the synthetic world, or under the data root)."""
+        root = self.resolve_data_root()
+        if self.data == "synthetic":
+            from fusionseg.synth.world import SynthManifest
+
+            return SynthManifest.load(root).dataset_root(dataset)
+        from fusionseg.data import DEFAULT_FOLDERS
+
+        return root / DEFAULT_FOLDERS[dataset]
+
+    def videos(self, dataset: str, split: str | None) -> list[Video]:
+        """The videos of a dataset for this run, capped at `max_videos`."""
+        from fusionseg.data import load_videos
+
+        videos = load_videos(dataset, self.dataset_folder(dataset), split)
+        return videos if self.max_videos is None else videos[: self.max_videos]
 
     def work_dir(self) -> Path:
         """Where this run keeps what is not a result (weights, predicted masks): `runs/<label>/`

@@ -4,10 +4,30 @@ Each stage that produces numbers records how: `record_provenance` writes
 `results/<profile>/provenance/<stage>.json` with the command, parameters, git commit, data
 fingerprint, hardware, library versions, wall time and peak memory. Tables and figures are
 written atomically so that an interrupted run never leaves half a file in the ledger.
+
+The pipeline's files (`fusionseg.pipeline`, FUSIONSEG_RESULTS moves the folder). Scores in `*_detail.csv`,
+`per_sequence_*.csv` and `per_frame_*.csv` are fractions in [0, 1]; the four comparison tables use
+the book's ledger format (columns `method, column, value`, value in percent, as
+`fusionseg.paper_numbers` holds the paper's), so that the book shows them beside the paper's:
+
+| file | columns |
+|---|---|
+| `table1_davis.csv`, `table2_youtube_objects.csv`, `table3_segtrack.csv`, `table4_moving_static.csv` | method, column, value (percent; column = "Avg. IoU", a YouTube-Objects category, or "Top 10% moving" / "Top 10% static") |
+| `table1_davis_detail.csv` (and `table2_youtube_objects_detail.csv`, `table3_segtrack_detail.csv`) | method, J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, n_sequences, n_frames |
+| `per_sequence_<dataset>.csv` | method, sequence, category, J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, n_frames |
+| `per_frame_<dataset>.csv` | method, sequence, category, frame, index, J, F, motion |
+| `table4_detail.csv` | dataset, method, subset, n_frames, motion_min, motion_max, J_mean |
+| `appearance_test_iou.csv` | dataset, split, n_images, J_mean |
+| `pseudo_label_funnel.csv`, `pseudo_label_quality.csv` | as `fusionseg.pseudo_labels.funnel` / `quality_study` |
+| `fusion_training.csv` | design, parameters, frames, iterations, first_loss, final_loss |
+| `table1_flow_baselines.csv`, `flow_baselines/*.csv` | as `fusionseg.baselines.variant_table` / per-sequence scores |
+| `flow_speed.csv` | method, preset, size, seconds_per_frame, fps, cpu_seconds_per_frame, repeats |
+| `pipeline_timings.csv` | stage, status, wall_time_s (this run), compute_time_s (when last computed), key |
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -15,7 +35,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -89,6 +109,25 @@ def fingerprint_files(paths: Iterable[Path]) -> str:
         digest.update(str(stat.st_size).encode())
         with open(path, "rb") as handle:
             digest.update(handle.read(65536))
+    return digest.hexdigest()[:16]
+
+
+def listing_fingerprint(folders: Sequence[Path]) -> str:
+    """A cheap fingerprint of folders: every file's relative path and size (no file is read).
+
+    Computed once per process (a notebook calling several stages walks the folders once)."""
+    return _listing_fingerprint(tuple(str(folder) for folder in folders))
+
+
+@functools.lru_cache(maxsize=8)
+def _listing_fingerprint(folders: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for folder in map(Path, folders):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                digest.update(f"{path.relative_to(folder.parent)}:{path.stat().st_size}\n".encode())
     return digest.hexdigest()[:16]
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from fusionseg.io import write_json
 from fusionseg.profiles import Profile
 
@@ -210,3 +212,32 @@ def _timed_run(
     return StageResult(
         stage.name, stage_dir(profile, stage.name), key, "computed", outputs, seconds, info, seconds
     )
+
+
+def run_chain(
+    chain: Chain, profile: Profile, until: str | None = None, force: Sequence[str] = ()
+) -> dict[str, StageResult]:
+    """Run (or reuse) every stage of `chain` that the profile has, in order, up to and including `until`.
+
+    `force`: stages to recompute (with their downstream stages); "all" recomputes everything.
+    Writes `results/<label>/pipeline_timings.csv` (stage, status, wall times, key).
+    """
+    from fusionseg.results import write_table
+
+    if until is not None and until not in chain.names:
+        raise ValueError(f"unknown stage {until!r}; expected one of {', '.join(chain.names)}")
+    force = chain.names if "all" in force else tuple(force)
+    unknown = sorted(set(force) - set(chain.names))
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown} to force; expected some of {', '.join(chain.names)}")
+    names = chain.for_profile(profile)
+    if until is not None:
+        names = tuple(name for name in names if chain.names.index(name) <= chain.names.index(until))
+    done: dict[str, StageResult] = {}
+    for name in names:
+        run_stage(chain, profile, name, force, done)
+    results = {name: done[name] for name in names}
+    columns = ["stage", "status", "wall_time_s", "compute_time_s", "key"]
+    rows = [(s, r.status, r.wall_time_s, r.compute_time_s, r.key) for s, r in results.items()]
+    write_table(pd.DataFrame(rows, columns=columns), profile.label, "pipeline_timings")
+    return results

@@ -294,7 +294,7 @@ def qualitative_rows(profile: Profile, dataset: str, split: str | None, n_videos
     from fusionseg import pipeline
     from fusionseg.io import read_gray, read_rgb
 
-    videos = pipeline.load_role_videos(profile, dataset, split)
+    videos = profile.videos(dataset, split)
     picks = sorted({round(i) for i in np.linspace(0, len(videos) - 1, min(n_videos, len(videos)))})
     cache = pipeline.flow_cache(profile)
     rows = []
@@ -331,9 +331,7 @@ def pseudo_label_figure(profile: Profile, seed: int = 0) -> Any | None:
     if not len(examples):
         return None
     source, split = profile.plan.weak
-    videos = weak_videos(
-        source, pipeline.dataset_folder(profile, source), split, max_videos=profile.max_videos
-    )
+    videos = weak_videos(source, profile.dataset_folder(source), split, max_videos=profile.max_videos)
     return plot_examples(examples, records, out, videos, pipeline.flow_image_arrays(profile), config)
 
 

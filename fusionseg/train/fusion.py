@@ -13,9 +13,12 @@ On the command line: `fusionseg train --fusion release --appearance-weights A.pt
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -99,8 +102,8 @@ def collect_fusion_data(
     """Both streams' logits (float16) and label maps of every `every`-th annotated frame, at `size`.
 
     `flow_images(video)` gives the video's flow images, as arrays or image paths; by default the DIS
-    flow images of the flow cache (`fusionseg.flow.FlowCache`, computed there if missing). Use a small working `size`: the data is held in memory
-    (2 x 2 x H x W x 2 bytes per frame).
+    flow images of the flow cache (`fusionseg.flow.FlowCache`, computed there if missing). Use a
+    small working `size`: the data is held in memory (2 x 2 x H x W x 2 bytes per frame).
     """
     if flow_images is None:
         from fusionseg.flow import FlowCache
@@ -126,6 +129,58 @@ def collect_fusion_data(
     if not label_parts:
         raise DataError("no annotated frames in the videos given to collect_fusion_data")
     return FusionData(torch.cat(app_parts), torch.cat(mot_parts), torch.stack(label_parts))
+
+
+def frame_step(videos: Sequence[Video], max_bytes: int) -> int:
+    """k such that both streams' float16 logits of every k-th annotated frame fit in `max_bytes`
+    (frames at their own size)."""
+    from fusionseg.io import image_size
+
+    frames = sum(len(video.annotated_indices) for video in videos)
+    if not frames:
+        raise DataError("the fusion videos have no annotated frame")
+    height, width = image_size(videos[0].frames[0].image_path)
+    per_frame = 2 * 2 * height * width * 2  # two streams x two channels x float16
+    return max(1, math.ceil(frames * per_frame / max_bytes))
+
+
+def save_fusion_data(data: FusionData, path: Path) -> None:
+    """Keep the collected logits (atomically: a resumed run never reads half a file)."""
+    from fusionseg.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(dataclasses.asdict(data), tmp)
+
+
+def load_fusion_data(path: Path) -> FusionData:
+    return FusionData(**torch.load(path, weights_only=True))
+
+
+DESIGNS = {"paper": "PaperFusion", "release": "ReleaseFusion"}
+
+
+def train_designs(
+    data: FusionData, iterations: int, batch_size: int, lr: dict[str, float], seed: int, folder: Path
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Train both fusion designs on the same logits (each from `seed`); save `<folder>/<design>.pt`.
+
+    Returns the weights' paths per design and one row per design for the `fusion_training` table
+    (parameters, frames, iterations, first loss, mean of the last 10 losses)."""
+    from fusionseg import models
+
+    paths, rows = {}, []
+    for design, class_name in DESIGNS.items():
+        torch.manual_seed(seed)
+        module = getattr(models, class_name)()
+        losses = train_fusion(module, data, iterations, batch_size, lr[design], seed=seed)
+        path = Path(folder) / f"{design}.pt"
+        config = {"kind": "fusion", "fusion": design, "frames": len(data), "final_loss": losses[-1]}
+        save_weights(path, module, config, iterations)
+        paths[design] = str(path)
+        parameters = sum(p.numel() for p in module.parameters())
+        rows.append({"design": design, "parameters": parameters, "frames": len(data), "iterations": iterations}
+                    | {"first_loss": losses[0], "final_loss": float(np.mean(losses[-10:]))})  # fmt: skip
+    return paths, rows
 
 
 def run_fusion(args: argparse.Namespace) -> None:

@@ -1,0 +1,50 @@
+"""`fusionseg reproduce --profile NAME [-p KEY=VALUE ...] [--until STAGE] [--force STAGE]`: the
+pipeline's chain (`fusionseg.pipeline`) for a profile, cached and resumable."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from fusionseg import pipeline
+from fusionseg import profiles as profiles_module
+from fusionseg.io import DataError
+from fusionseg.stages import log
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile", choices=profiles_module.profile_names(), default=profiles_module.DEFAULT_PROFILE
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile field, e.g. -p iterations=100 -p pseudo_labels.flow_threshold=20 (repeatable)",
+    )
+    parser.add_argument("--until", choices=pipeline.CHAIN.names, help="stop after this stage")
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        choices=[*pipeline.CHAIN.names, "all"],
+        help="recompute this stage and its downstream ones",
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from fusionseg.results import results_dir
+
+    try:
+        profile = profiles_module.resolve(args.profile, profiles_module.parse_overrides(args.param))
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
+    log(f"profile {profile.label}: {profile.description}; work dir {profile.work_dir()}")
+    start = time.perf_counter()
+    results = pipeline.run_all(profile, args.until, args.force)
+    for name, result in results.items():
+        log(f"{name:<14} {result.status:<8} {result.wall_time_s:8.1f} s  {result.folder}")
+    log(f"finished in {time.perf_counter() - start:.1f} s; results in {results_dir(profile.label)}")
+    return 0
