@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionseg.data.types import Video
-from fusionseg.io import REPO_ROOT
+from fusionseg.io import REPO_ROOT, DataError
 from fusionseg.io import data_root as env_data_root
 from fusionseg.pseudo_labels import PseudoLabelConfig
 from fusionseg.synth.world import SynthConfig
@@ -162,7 +162,7 @@ class Profile:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DataError(
                 f"profile {self.label} asks for device {self.device!r}, but torch sees no CUDA GPU here "
                 f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
                 "run on a machine with a GPU, or pass -p device=cpu (slow for this profile)"

@@ -32,11 +32,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         choices=[*pipeline.CHAIN.names, "all"],
         help="recompute this stage and its downstream ones",
     )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the committed reference results/<label>/ (clean checkouts only); "
+        "by default a run's tables go to runs/results/<label>/",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from fusionseg.results import results_dir
+    from fusionseg.results import results_dir, start_recording
 
+    if args.record:
+        start_recording()
     try:
         profile = profiles_module.resolve(args.profile, profiles_module.parse_overrides(args.param))
     except ValueError as exc:

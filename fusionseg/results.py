@@ -42,7 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fusionseg.io import REPO_ROOT, atomic_path, write_json
+from fusionseg.io import REPO_ROOT, DataError, atomic_path, write_json
 
 LIBRARIES = (
     "torch",
@@ -55,9 +55,39 @@ LIBRARIES = (
 )
 
 
+def reference_root() -> Path:
+    """`results/` of this checkout: the committed reference ledger, which only a recorded run
+    (`fusionseg reproduce --record`, `fusionseg book --record`) writes. FUSIONSEG_REFERENCE moves it
+    (tests)."""
+    return Path(os.environ.get("FUSIONSEG_REFERENCE", REPO_ROOT / "results"))
+
+
 def results_root() -> Path:
-    """`results/` of this checkout (override with FUSIONSEG_RESULTS, e.g. in tests)."""
-    return Path(os.environ.get("FUSIONSEG_RESULTS", REPO_ROOT / "results"))
+    """Where this run writes its tables: FUSIONSEG_RESULTS if set, else `runs/results/` (git-ignored),
+    so that a reader's run never overwrites the committed reference (`reference_root`)."""
+    value = os.environ.get("FUSIONSEG_RESULTS")
+    if value:
+        return Path(value)
+    return Path(os.environ.get("FUSIONSEG_RUNS", REPO_ROOT / "runs")) / "results"
+
+
+def recording() -> bool:
+    """True when this run writes the committed reference itself."""
+    return results_root().resolve() == reference_root().resolve()
+
+
+def start_recording() -> None:
+    """Point this process (and the notebooks it starts) at the committed reference ledger.
+
+    Refuses on a checkout with uncommitted code or configuration: a recorded result must name the
+    exact commit that made it (`git_commit`)."""
+    commit = git_commit()
+    if commit.endswith("+dirty") or commit == "unknown":
+        raise DataError(
+            f"--record needs a clean checkout (git reports {commit}): commit the code first, so that "
+            "the recorded results name the exact commit that made them"
+        )
+    os.environ["FUSIONSEG_RESULTS"] = str(reference_root())
 
 
 def results_dir(profile: str) -> Path:
@@ -82,14 +112,22 @@ def save_figure(figure: Any, profile: str, name: str, dpi: int = 120) -> Path:
     return path
 
 
+# Paths whose changes do not make a checkout "dirty" for provenance: the results a run just wrote.
+GENERATED_PATHS = ("results",)
+
+
 def git_commit() -> str:
-    """The checkout's commit, with `+dirty` when tracked files have uncommitted changes."""
+    """The checkout's commit, with `+dirty` when tracked code or configuration has uncommitted changes.
+
+    Changes under `GENERATED_PATHS` (the results ledger that runs write) do not count: a rerun that
+    rewrites `results/` still names exactly the code that made it."""
+    excluded = [f":(exclude){path}" for path in GENERATED_PATHS]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -97,6 +135,45 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
+
+
+def _path_roots() -> list[tuple[str, Path]]:
+    """(how to write it, folder) for the folders a provenance record may name, most specific first."""
+    roots = [
+        (f"${name}", Path(value).expanduser().resolve())
+        for name in ("FUSIONSEG_DATA", "FUSIONSEG_RESULTS", "FUSIONSEG_RUNS", "FUSIONSEG_CACHE")
+        if (value := os.environ.get(name))
+    ]
+    roots.append((".", REPO_ROOT.resolve()))
+    return sorted(roots, key=lambda root: len(root[1].parts), reverse=True)
+
+
+def portable_path(text: str) -> str:
+    """An absolute path as provenance records it: relative to the repository ("runs/mini/..."), or to
+    the folder an environment variable names ("$FUSIONSEG_DATA/DAVIS"); a path outside all of them
+    keeps only its name ("<elsewhere>/model.pt"), so that no record holds a machine's own folders."""
+    path = Path(text)
+    if not path.is_absolute():
+        return text
+    resolved = path.expanduser().resolve()
+    for name, root in _path_roots():
+        if resolved == root or root in resolved.parents:
+            relative = resolved.relative_to(root).as_posix()
+            if name == ".":
+                return relative
+            return name if relative == "." else f"{name}/{relative}"
+    return f"<elsewhere>/{path.name}"
+
+
+def portable(value: Any) -> Any:
+    """`value` with every absolute path string in it (in dicts and lists too) made `portable_path`."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        return portable_path(value)
+    return value
 
 
 def fingerprint_files(paths: Iterable[Path]) -> str:
@@ -193,16 +270,22 @@ class Provenance:
             "stage": self.stage,
             "profile": self.profile,
             "command": self.command,
-            "parameters": self.parameters,
+            "parameters": portable(self.parameters),
             "data_fingerprint": self.data_fingerprint,
-            "outputs": self.outputs,
+            "outputs": portable(self.outputs),
             "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 2),
             "peak_memory_mb": None if self.peak_memory_mb is None else round(self.peak_memory_mb, 1),
             "git_commit": git_commit(),
             "hardware": hardware(),
             "libraries": library_versions(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        } | {"reproduce": reproduce_command(self.command)}
+
+
+def reproduce_command(command: str) -> str:
+    """The shell line that remakes a record: check out its commit, then run its command."""
+    commit = git_commit().removesuffix("+dirty")
+    return f"git checkout {commit} && {command}"
 
 
 def record_provenance(provenance: Provenance) -> Path:

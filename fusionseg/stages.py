@@ -135,17 +135,42 @@ def command_line(profile: Profile) -> str:
     return f"fusionseg reproduce --profile {profile.name}{overrides}"
 
 
-def _outputs_exist(outputs: dict[str, str]) -> bool:
-    return all(Path(path).exists() for path in outputs.values())
+def output_fingerprint(path: Path) -> str:
+    """What a stage's output looked like when the stage completed: a file's size and content hash,
+    a folder's listing (names and sizes). A cached stage whose outputs no longer match is recomputed."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_file():
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return f"{path.stat().st_size}:{digest.hexdigest()[:16]}"
+    if path.is_dir():
+        for item in sorted(path.rglob("*")):
+            if item.is_file():
+                digest.update(f"{item.relative_to(path)}:{item.stat().st_size}\n".encode())
+        return f"dir:{digest.hexdigest()[:16]}"
+    return "missing"
 
 
-def _is_current(stamp: dict[str, Any] | None, key: str) -> bool:
-    return (
-        stamp is not None
-        and stamp.get("key") == key
-        and bool(stamp.get("complete"))
-        and _outputs_exist(stamp.get("outputs", {}))
-    )
+def _fingerprints(outputs: dict[str, str]) -> dict[str, str]:
+    return {name: output_fingerprint(Path(path)) for name, path in outputs.items()}
+
+
+def _is_current(name: str, stamp: dict[str, Any] | None, key: str) -> bool:
+    """The stamp says this key completed, and its outputs are still what it wrote."""
+    if stamp is None or stamp.get("key") != key or not stamp.get("complete"):
+        return False
+    outputs = stamp.get("outputs", {})
+    recorded = stamp.get("fingerprints")
+    if recorded is None:  # a stamp from before fingerprints: existence only
+        return all(Path(path).exists() for path in outputs.values())
+    changed = [out for out, fingerprint in _fingerprints(outputs).items() if recorded.get(out) != fingerprint]
+    if changed:
+        log(
+            f"{name:<14} outputs changed or damaged since the stage completed ({', '.join(changed)}); recomputing"
+        )
+    return not changed
 
 
 def run_stage(
@@ -167,7 +192,7 @@ def run_stage(
     forced = name in chain.downstream(force)
     stamp = read_stamp(profile, name)
     folder = stage_dir(profile, name)
-    if not forced and _is_current(stamp, key):
+    if not forced and _is_current(name, stamp, key):
         log(f"{name:<14} cached (key {key})")
         assert stamp is not None
         info, seconds = stamp.get("info", {}), stamp.get("wall_time_s", 0.0)
@@ -182,6 +207,7 @@ def run_stage(
     write_json(stamp_path(profile, name), stamp)
     result = _timed_run(profile, stage, parameters, deps, key)
     complete = {"complete": True, "outputs": result.outputs, "info": result.info}
+    complete["fingerprints"] = _fingerprints(result.outputs)
     write_json(stamp_path(profile, name), stamp | complete | {"wall_time_s": result.wall_time_s})
     summary = ", ".join(f"{k}={_short(v)}" for k, v in result.info.items())
     log(f"{name:<14} done in {result.wall_time_s:.1f} s" + (f" ({summary})" if summary else ""))

@@ -292,3 +292,21 @@ def test_smoke_chain_end_to_end(runs_tmp, results_tmp):
     changed = dataclasses.replace(profile, fusion_iterations=profile.fusion_iterations + 2)
     third = statuses(pipeline.run_all(changed))
     assert {stage for stage, status in third.items() if status == "computed"} == {"fusion", "evaluate"}
+
+
+def test_a_damaged_cache_entry_is_detected_and_recomputed(fake, capsys):
+    profile = profiles.resolve("smoke")
+    pipeline.run_all(profile)
+    capsys.readouterr()
+    # a stamp that is not JSON any more (a disk error, a hand edit): recomputed, with a message
+    (pipeline.stage_dir(profile, "motion") / "stage.json").write_text('{"key": "trunc')
+    rerun = statuses(pipeline.run_all(profile))
+    assert "unreadable stamp" in capsys.readouterr().out
+    assert rerun["motion"] == "computed" and rerun["appearance"] == "cached"
+    # an output whose content changed since its stage completed: recomputed, with a message
+    output = pipeline.stage_dir(profile, "appearance") / "out.txt"
+    output.write_text("truncated")
+    rerun = statuses(pipeline.run_all(profile))
+    assert "outputs changed or damaged" in capsys.readouterr().out
+    assert rerun["appearance"] == "computed" and rerun["flow"] == "cached"
+    assert output.read_text() == "{'value': 1}"

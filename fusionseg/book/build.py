@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from fusionseg import profiles
-from fusionseg.io import REPO_ROOT, write_json
+from fusionseg.io import REPO_ROOT, DataError, write_json
 from fusionseg.profiles import parse_overrides
 from fusionseg.results import Provenance, results_dir
 
@@ -624,10 +624,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--no-html", action="store_true", help="execute the notebooks but do not render the HTML"
     )
     parser.add_argument("--build-dir", type=Path, default=None, help="output folder (default: book/_build)")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the committed reference results/<label>/ (clean checkouts only); "
+        "by default a run's tables go to runs/results/<label>/",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from fusionseg.results import start_recording
+
     try:
+        if args.record:
+            start_recording()
         return build_book(
             args.profile,
             parse_overrides(args.parameter),
@@ -636,6 +646,6 @@ def run_command(args: argparse.Namespace) -> int:
             build_dir=args.build_dir,
             html=not args.no_html,
         )
-    except (BookError, ValueError) as error:
+    except (BookError, ValueError, DataError) as error:
         print(f"fusionseg book: {error}", file=sys.stderr)
         return 2

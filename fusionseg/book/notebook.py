@@ -20,7 +20,7 @@ import pandas as pd
 
 from fusionseg import paper_numbers
 from fusionseg.profiles import PROFILES, Profile, resolve
-from fusionseg.results import results_root
+from fusionseg.results import recording, reference_root, results_root
 
 REAL_LITE = "real-lite"  # the committed real-data run (DAVIS 2016 + DUTS)
 
@@ -49,36 +49,96 @@ def absent(what: str, why: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# The results ledger
+# The results ledger: the committed reference (results/) and this checkout's own runs (runs/results/)
+
+RUN_SUFFIX = " (this run)"  # how the tables name a reader's own run beside the committed reference
+# Two runs of the default book on different CPUs (or oneDNN ISA paths) should agree within this many
+# points of J on every method; `reference_check` flags larger differences.
+TOLERANCE_J = 1.5
 
 
-def ledger_labels(table: str | None = None) -> list[str]:
-    """Run labels found in `results/` (holding `<table>.csv` when given): presets first, then others."""
-    root = results_root()
+def _labels(root: Path, table: str | None) -> list[str]:
+    """Run labels under `root` (holding `<table>.csv` when given): presets first, then others."""
     if not root.is_dir():
         return []
     labels = [
         p.name for p in root.iterdir() if p.is_dir() and (table is None or (p / f"{table}.csv").is_file())
     ]
     presets = [name for name in PROFILES if name in labels]
-    return presets + sorted(set(labels) - set(presets))
+    return presets + sorted(set(labels) - set(presets) - {"bench"})
+
+
+def ledger_sources(table: str | None = None) -> list[tuple[str, Path]]:
+    """(source name, folder) of every run that holds `<table>.csv`: the committed reference's labels
+    first ("real-lite", "mini"), then this checkout's own runs ("mini (this run)")."""
+    sources = [(label, reference_root() / label) for label in _labels(reference_root(), table)]
+    if not recording():
+        sources += [(label + RUN_SUFFIX, results_root() / label) for label in _labels(results_root(), table)]
+    return sources
+
+
+def ledger_labels(table: str | None = None) -> list[str]:
+    """The source names of `ledger_sources`."""
+    return [name for name, _ in ledger_sources(table)]
 
 
 def ledger_table(name: str) -> pd.DataFrame:
-    """Every profile's `results/<label>/<name>.csv` stacked, with a `source` column naming the label."""
-    frames = []
-    for label in ledger_labels(name):
-        frame = pd.read_csv(results_root() / label / f"{name}.csv")
-        frames.append(frame.assign(source=label))
+    """Every source's `<name>.csv` stacked, with a `source` column naming it (`ledger_sources`)."""
+    frames = [
+        pd.read_csv(folder / f"{name}.csv").assign(source=source) for source, folder in ledger_sources(name)
+    ]
     if not frames:
         return pd.DataFrame(columns=["method", "column", "value", "source"])
     return pd.concat(frames, ignore_index=True)
 
 
+def result_path(label: str, name: str) -> Path:
+    """`<label>/<name>` from this checkout's own run if it made it, else from the committed reference."""
+    own = results_root() / label / name
+    return own if own.exists() else reference_root() / label / name
+
+
 def result_table(label: str, name: str) -> pd.DataFrame | None:
-    """`results/<label>/<name>.csv`, or None when that run did not write it."""
-    path = results_root() / label / f"{name}.csv"
+    """`<name>.csv` of run `label` (`result_path`), or None when no run wrote it."""
+    path = result_path(label, f"{name}.csv")
     return pd.read_csv(path) if path.is_file() else None
+
+
+def run_vs_reference(name: str, label: str) -> pd.DataFrame | None:
+    """This run's numbers of the ledger table `name` (method, column, value in percent) beside the
+    committed reference's for the same label, with the difference and whether it is within
+    `TOLERANCE_J`; None when either is missing (or this run is the reference being recorded)."""
+    own, committed = results_root() / label / f"{name}.csv", reference_root() / label / f"{name}.csv"
+    if recording() or not (own.is_file() and committed.is_file()):
+        return None
+    keys = ["method", "column"]
+    both = pd.read_csv(committed).merge(
+        pd.read_csv(own), on=keys, how="outer", suffixes=(" committed", " this run")
+    )
+    both = both.rename(columns={"value committed": "committed", "value this run": "this run"})
+    both["difference"] = both["this run"] - both["committed"]
+    both[f"within ±{TOLERANCE_J}"] = both["difference"].abs() <= TOLERANCE_J
+    return both.set_index(keys)
+
+
+def reference_check(name: str, label: str) -> pd.DataFrame | None:
+    """Show `run_vs_reference` and say plainly whether this run reproduces the committed numbers."""
+    from IPython.display import Markdown, display
+
+    table = run_vs_reference(name, label)
+    if table is None:
+        display(Markdown(f"*No comparison with a committed reference: this checkout has no run of `{label}` "
+                         "beside the committed one (or this run is recording the reference).*"))  # fmt: skip
+        return None
+    outside = table[~table.iloc[:, -1].astype(bool)]
+    if outside.empty:
+        verdict = f"Your run agrees with the committed `{label}` reference within ±{TOLERANCE_J} J points on every method."
+    else:
+        rows = ", ".join(f"{m} ({c}): {d:+.1f}" for (m, c), d in outside["difference"].items())
+        verdict = (f"**Your run differs from the committed `{label}` reference by more than ±{TOLERANCE_J} "
+                   f"J points** for {rows}. See the reproducibility appendix for what moves between machines.")  # fmt: skip
+    display(Markdown(verdict))
+    return table.round(2)
 
 
 def comparison(name: str, index: str = "method") -> pd.DataFrame:
@@ -176,7 +236,7 @@ def real_flow_baselines(label: str = REAL_LITE) -> pd.DataFrame | None:
     if missing:
         from fusionseg.io import DataError
 
-        raise DataError(f"{results_root() / label / 'table1_flow_baselines.csv'}: missing columns {missing}")
+        raise DataError(f"{result_path(label, 'table1_flow_baselines.csv')}: missing columns {missing}")
     from fusionseg.evaluate import BASELINE_METHODS
 
     table = _in_percent(table)
@@ -202,7 +262,7 @@ def committed_figure(name: str, what: str, label: str = REAL_LITE) -> None:
     """Display `results/<label>/<name>.png` (a committed run's figure), or say that it is absent."""
     from IPython.display import Image, display
 
-    path = results_root() / label / f"{name}.png"
+    path = result_path(label, f"{name}.png")
     if path.is_file():
         display(Image(filename=str(path)))
     else:
@@ -360,8 +420,8 @@ def stage_timings(profile: Profile) -> pd.DataFrame:
 def provenance_table() -> pd.DataFrame:
     """One row per provenance record in `results/*/provenance/*.json`: what ran, where, how long."""
     rows = []
-    for label in ledger_labels():
-        for path in sorted((results_root() / label / "provenance").glob("*.json")):
+    for label, folder in ledger_sources():
+        for path in sorted((folder / "provenance").glob("*.json")):
             record = json.loads(path.read_text())
             hardware = record.get("hardware", {})
             rows.append(
@@ -381,7 +441,7 @@ def provenance_table() -> pd.DataFrame:
 
 def book_timings(label: str) -> pd.DataFrame:
     """Wall time and kernel peak memory per notebook from `results/<label>/provenance/book.json`."""
-    path = results_root() / label / "provenance" / "book.json"
+    path = result_path(label, "provenance/book.json")
     if not path.is_file():
         return pd.DataFrame(columns=["notebook", "status", "wall_time_s", "peak_memory_mb"])
     notebooks = json.loads(path.read_text()).get("notebooks", {})
