@@ -50,7 +50,6 @@ from fusionseg.stages import (
     Chain,
     Stage,
     StageResult,
-    command_line,
     log,
     read_stamp,
     run_chain,
@@ -62,8 +61,6 @@ TORCH_THREADS = 2  # the machine has 2 cores (shared)
 FUSION_MAX_BYTES = 512 * 2**20  # memory for the precomputed stream logits of the fusion stage
 FALLBACK = "pruned segmentations of every boxed frame (no test passed)"
 SPEED_SEQUENCE = "blackswan"  # the flow-speed pair: frames 0 -> 1 of this DAVIS sequence
-
-__all__ = ["CHAIN", "StageResult", "command_line", "read_stamp", "run_all", "stage_dir"]
 
 
 def flow_cache(profile: Profile) -> Any:
@@ -186,12 +183,6 @@ def _train(profile: Profile, pairs: Any, folder: Path) -> Path:
     return folder / "train" / "model.pt"
 
 
-def _load_image_set(profile: Profile, dataset: str, split: str) -> Any:
-    from fusionseg.data import load_image_set
-
-    return load_image_set(dataset, profile.dataset_folder(dataset), split)
-
-
 def _appearance_parameters(profile: Profile) -> dict[str, Any]:
     plan = profile.plan
     return _train_parameters(profile, list(plan.appearance)) | {"test": plan.appearance_test}
@@ -204,11 +195,11 @@ def _appearance_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[di
 
     _set_threads()
     plan = profile.plan
-    pairs = ImageSetPairs(_load_image_set(profile, *plan.appearance))
+    pairs = ImageSetPairs(profile.image_set(*plan.appearance))
     weights = _train(profile, pairs, stage_dir(profile, "appearance"))
     outputs, info = {"weights": str(weights)}, {}
     if plan.appearance_test is not None:
-        test_set = _load_image_set(profile, *plan.appearance_test)
+        test_set = profile.image_set(*plan.appearance_test)
         model = load_stream(weights).to(profile.torch_device())
         scores = image_set_iou(model, test_set, progress=False)
         info["test_iou"] = float(np.mean(scores))
@@ -263,6 +254,17 @@ def _flow_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str
     cache = flow_cache(profile)
     compute_videos(videos, profile.flow_method, None, cache, workers=1)
     return {"cache": str(cache.root)}, {"videos": len(videos), "frames": sum(len(v) for v in videos)}
+
+
+def flow_shard(profile: Profile, shard: tuple[int, int]) -> int:
+    """Compute the flow of shard (K, N) of the chain's videos into the profile's flow cache (the data
+    stage first), without completing the flow stage; return the number of videos in the shard."""
+    from fusionseg.flow import compute_videos, select_shard
+
+    data(profile)
+    videos = select_shard(_all_videos(profile), shard)
+    compute_videos(videos, profile.flow_method, None, flow_cache(profile), workers=1)
+    return len(videos)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -149,6 +149,12 @@ class Profile:
         videos = load_videos(dataset, self.dataset_folder(dataset), split)
         return videos if self.max_videos is None else videos[: self.max_videos]
 
+    def image_set(self, dataset: str, split: str) -> Any:
+        """A still-image set of this run (e.g. DUTS-TR, VOC train_aug) as `fusionseg.data.load_image_set` reads it."""
+        from fusionseg.data import load_image_set
+
+        return load_image_set(dataset, self.dataset_folder(dataset), split)
+
     def work_dir(self) -> Path:
         """Where this run keeps what is not a result (weights, predicted masks): `runs/<label>/`
         (git-ignored; FUSIONSEG_RUNS moves it)."""

@@ -33,6 +33,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="recompute this stage and its downstream ones",
     )
     parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only compute the optical flow of shard K of N (from 0) of the chain's videos into the shared "
+        "flow cache, then stop: spreads the ImageNet VID flow over a cluster's job array; a later run "
+        "without --shard finds it cached",
+    )
+    parser.add_argument(
         "--record",
         action="store_true",
         help="write the committed reference results/<label>/ (clean checkouts only); "
@@ -51,6 +58,16 @@ def run_command(args: argparse.Namespace) -> int:
         raise DataError(str(exc)) from exc
     log(f"profile {profile.label}: {profile.description}; work dir {profile.work_dir()}")
     start = time.perf_counter()
+    if args.shard:
+        from fusionseg.flow import parse_shard
+
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
+        videos = pipeline.flow_shard(profile, shard)
+        log(f"flow of shard {args.shard}: {videos} videos in {pipeline.flow_cache(profile).root}")
+        return 0
     results = pipeline.run_all(profile, args.until, args.force)
     for name, result in results.items():
         log(f"{name:<14} {result.status:<8} {result.wall_time_s:8.1f} s  {result.folder}")

@@ -282,7 +282,7 @@ def stacked_results(name: str) -> pd.DataFrame | None:
 
 
 def stage_summary(result: Any, prefix: str = "") -> pd.DataFrame:
-    """One `pipeline.StageResult` as a one-row table: status, time it took, and its facts (those whose
+    """One `fusionseg.stages.StageResult` as a one-row table: status, time it took, and its facts (those whose
     name starts with `prefix`, e.g. "davis:" for the evaluate stage's scores on DAVIS)."""
     info = {
         key: round(value, 4) if isinstance(value, float) else value
