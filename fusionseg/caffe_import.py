@@ -3,7 +3,7 @@
 The release (github suyogduttjain/fusionseg) ships three nets: the appearance and motion streams
 (DeepLab-v2 ResNet-101, ~170 MB each) and the joint fusion layers (`joint_stream.caffemodel`,
 374 parameters). `read_caffemodel` parses a file with protobuf alone (`fusionseg.caffe_proto`);
-the converters map Caffe layer names onto our modules' state dicts (DESIGN section 2):
+the converters map the release's Caffe layer names onto our modules' state dicts:
 
     conv1 / bn_conv1 / scale_conv1            -> backbone.conv1 / backbone.bn1
     res{X}_branch2{a,b,c}, bn.., scale..      -> backbone.layerL[i].conv{1,2,3} / bn{1,2,3}

