@@ -20,6 +20,10 @@ a number measured under load is slower than the hardware allows, and the record 
 Frames are real where possible (a DAVIS video under `$FUSIONSEG_DATA`), else a synthetic textured
 pair (a smooth random texture and its copy shifted by a few pixels). `--quick` runs a reduced set
 (small sizes, one repeat) in well under a minute, for tests.
+
+The appendix 'Performance' (`book/12_appendix_performance.md`) reads the newest record
+(`latest_record`) through the table and figure functions at the end of this module, one per table
+or figure it shows.
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -49,6 +54,9 @@ from tqdm import tqdm
 from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
 from fusionseg.results import hardware, library_versions, results_root
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FORMAT = "fusionseg-bench-1"
 Size = tuple[int, int]  # (height, width)
@@ -756,6 +764,264 @@ def summary(record: dict[str, Any]) -> str:
         )
     lines.append(f"load average {record['load_start']} at start, {record['load_end']} at end")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a record: the tables and figures of the appendix 'Performance'
+# (book/12_appendix_performance.md calls one of these per table or figure; the numbers are the
+# record's, unrounded: the chapter rounds them for display). The figures are drawn with pyplot, so
+# that a notebook shows them at the end of the cell as before; close them when not in a notebook.
+
+DTYPE_COLORS = {"fp32": "tab:blue", "bf16": "tab:orange"}
+
+
+def record_overview(path: Path, record: dict[str, Any]) -> str:
+    """Lines naming the record (file, quick or full, finish time), the machine, its threading
+    environment, the load averages (with a note when the load exceeded the core count) and the
+    frames; printed by the appendix 'Performance' under its setup."""
+    machine = record["machine"]
+    lines = [
+        f"record: {path.name}, {'quick' if record['quick'] else 'full'} run finished {record['finished_at']}",
+        f"machine: {machine['processor']}, {machine['cpu_count']} cores, "
+        f"torch threads {machine['torch_threads']}, native bf16: {machine['bf16_native']}",
+        f"threading environment: {machine['environment']}",
+        f"load average (1, 5, 15 min): {record['load_start']} at start, {record['load_end']} at end",
+    ]
+    busiest = max(record["load_start"][0], record["load_end"][0])
+    if busiest > machine["cpu_count"]:
+        lines.append(
+            f"note: up to {busiest:.1f} runnable processes shared {machine['cpu_count']} cores during this run; "
+            "every number below is slower than this hardware allows when idle"
+        )
+    lines.append(f"frames: {record['frames']}")
+    return "\n".join(lines)
+
+
+def peak_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The matrix-product ceiling, one row per dtype: n, `gflops_best` (fastest repeat), `gflops`
+    (median) and the load at start and end; shown in the appendix 'Performance'."""
+    return pd.DataFrame(record["peak"])[["dtype", "n", "gflops_best", "gflops", "load_start", "load_end"]]
+
+
+def peak_gflops(record: dict[str, Any]) -> dict[str, float]:
+    """The ceiling per dtype (`gflops_best` of the matrix product), e.g. {"fp32": 332.0, "bf16": 169.0}:
+    the dashed lines of the achieved-against-peak figure shown in the appendix 'Performance'."""
+    return {row["dtype"]: row["gflops_best"] for row in record["peak"]}
+
+
+def flow_table(record: dict[str, Any]) -> pd.DataFrame:
+    """Optical flow frames/s: one row per method, one column per size ("427x240"), fastest method
+    first at the first measured size (NaN where a slow method was not run at a size); shown in the
+    appendix 'Performance'."""
+    flow = pd.DataFrame(record["flow"])
+    flow["size"] = flow["width"].astype(str) + "x" + flow["height"].astype(str)
+    table = flow.pivot(index="method", columns="size", values="fps")
+    return table.sort_values(flow["size"].iloc[0], ascending=False)
+
+
+def stream_setting(row: dict[str, Any]) -> str:
+    """An inference row's setting, e.g. 'lite0 OS16 427x240 b1' (a row label of the inference tables
+    shown in the appendix 'Performance')."""
+    return f"{row['backbone']} OS{row['output_stride']} {row['width']}x{row['height']} b{row['batch']}"
+
+
+def inference_table(record: dict[str, Any]) -> pd.DataFrame:
+    """One stream's forward pass, one row per (setting, dtype): frames/s, GFLOP per frame, achieved
+    GFLOP/s and its fraction of the dtype's peak; shown in the appendix 'Performance'."""
+    columns = ["setting", "dtype", "fps", "gflop_per_frame", "achieved_gflops", "fraction_of_peak"]
+    rows = [{"setting": stream_setting(row), **row} for row in record["inference"]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def inference_fps_table(record: dict[str, Any]) -> pd.DataFrame:
+    """One stream's forward-pass frames/s, one row per setting and one column per dtype: the bars
+    of the inference figure shown in the appendix 'Performance'."""
+    return inference_table(record).pivot(index="setting", columns="dtype", values="fps")
+
+
+def joint_stage_table(record: dict[str, Any]) -> pd.DataFrame:
+    """Milliseconds per frame of each stage of the joint pipeline run frame by frame: one row per
+    dtype, one column per stage (decode, flow, ..., fusion); shown in the appendix 'Performance'."""
+    return pd.DataFrame({row["dtype"]: row["per_frame"]["stage_ms_per_frame"] for row in record["joint"]}).T
+
+
+def joint_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The joint pipeline per dtype (the index): frames/s frame by frame and by the library path,
+    the target, the networks' GFLOP per frame and achieved GFLOP/s; shown in the appendix 'Performance'."""
+    rows = [
+        {
+            "dtype": row["dtype"],
+            "frame by frame, frames/s": row["per_frame"]["fps"],
+            "library path, frames/s": row["library_path"]["fps"],
+            "target, frames/s": row["target_fps"],
+            "networks, GFLOP/frame": row["gflop_per_frame"],
+            "networks, achieved GFLOP/s": row["network_achieved_gflops"],
+        }
+        for row in record["joint"]
+    ]
+    return pd.DataFrame(rows).set_index("dtype")
+
+
+def joint_variants_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The library path without each speed-up: frames/s and batch size per (dtype, BatchNorm folded
+    or unfolded, flow overlapped or sequential); empty for records made before the variants were
+    measured. Shown in the appendix 'Performance'."""
+    rows = [
+        {
+            "dtype": row["dtype"],
+            "BatchNorm": "folded" if variant["fold_batchnorm"] else "unfolded",
+            "flow": "overlapped" if variant["overlap_flow"] else "sequential",
+            "frames/s": variant["fps"],
+            "batch": variant["batch_size"],
+        }
+        for row in record["joint"]
+        for variant in row.get("library_variants", [])
+    ]
+    columns = ["dtype", "BatchNorm", "flow", "frames/s", "batch"]
+    return pd.DataFrame(rows, columns=columns).set_index(["dtype", "BatchNorm", "flow"])
+
+
+def training_table(record: dict[str, Any]) -> pd.DataFrame:
+    """A stream's training step, one row per (backbone, crop size, batch, dtype): images/s, GFLOP per
+    image, achieved GFLOP/s and its fraction of the peak; shown in the appendix 'Performance'."""
+    columns = [
+        "backbone",
+        "crop_size",
+        "batch",
+        "dtype",
+        "images_per_s",
+        "gflop_per_image",
+        "achieved_gflops",
+        "fraction_of_peak",
+    ]
+    return pd.DataFrame(record["training"], columns=columns)
+
+
+def achieved_table(record: dict[str, Any]) -> pd.DataFrame:
+    """Every network measurement's achieved GFLOP/s (`what`, `dtype`, `achieved`): each inference
+    setting, the joint pipeline's networks, each training setting, in that order: the bars of the
+    achieved-against-peak figure shown in the appendix 'Performance'."""
+    rows = [
+        {"what": f"{stream_setting(r)} {r['dtype']}", "dtype": r["dtype"], "achieved": r["achieved_gflops"]}
+        for r in record["inference"]
+    ]
+    rows += [
+        {
+            "what": f"joint networks {r['width']}x{r['height']} {r['dtype']}",
+            "dtype": r["dtype"],
+            "achieved": r["network_achieved_gflops"],
+        }
+        for r in record["joint"]
+    ]
+    rows += [
+        {
+            "what": f"train {r['backbone']} {r['crop_size']}px b{r['batch']} {r['dtype']}",
+            "dtype": r["dtype"],
+            "achieved": r["achieved_gflops"],
+        }
+        for r in record["training"]
+    ]
+    return pd.DataFrame(rows, columns=["what", "dtype", "achieved"])
+
+
+def threads_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The Lite0 stream's frames/s, one row per thread count and one column per dtype; shown in the
+    appendix 'Performance'."""
+    return pd.DataFrame(record["threads"]).pivot(index="threads", columns="dtype", values="fps")
+
+
+def wait_policy_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The stream's frames/s in fresh processes with OpenMP's default waiting and with
+    OMP_WAIT_POLICY=passive (with threads, size, dtype and the load at start); empty for quick
+    records and records without the probe. Shown in the appendix 'Performance'."""
+    columns = ["omp_wait_policy", "threads", "width", "height", "dtype", "fps", "load_start"]
+    return pd.DataFrame(record.get("wait_policy") or [], columns=columns)
+
+
+@dataclass(frozen=True, eq=False)
+class BookRun:
+    """One profile's book run as the benchmark found it (`record["book"][label]`)."""
+
+    label: str  # the run's profile label, e.g. "mini"
+    wall_time_s: float | None  # the whole book
+    notebooks: pd.DataFrame  # one row per notebook: status, wall_time_s, peak_memory_mb
+
+
+def book_runs(record: dict[str, Any]) -> list[BookRun]:
+    """The book's wall time and per-notebook time and memory for each profile the record holds
+    (none when the benchmark found no book run); shown in the appendix 'Performance'."""
+    return [
+        BookRun(label, book["wall_time_s"], pd.DataFrame.from_dict(book["notebooks"], orient="index"))
+        for label, book in (record.get("book") or {}).items()
+    ]
+
+
+def flow_figure(record: dict[str, Any]) -> Figure:
+    """Horizontal bars (log scale) of `flow_table`: the flow figure shown in the appendix 'Performance'."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    flow_table(record).plot.barh(ax=ax, logx=True)
+    ax.set_xlabel("frames/s (log scale)")
+    ax.set_title("optical flow")
+    return fig
+
+
+def inference_figure(record: dict[str, Any]) -> Figure:
+    """Horizontal bars (log scale) of `inference_fps_table`: the inference figure shown in the
+    appendix 'Performance'."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    inference_fps_table(record).plot.barh(ax=ax, logx=True)
+    ax.set_xlabel("frames/s (log scale)")
+    ax.set_title("one stream's forward pass")
+    return fig
+
+
+def joint_stages_figure(record: dict[str, Any]) -> Figure:
+    """Stacked bars of `joint_stage_table` (ms per frame per stage, one bar per dtype): the
+    joint-pipeline figure shown in the appendix 'Performance'."""
+    import matplotlib.pyplot as plt
+
+    first = record["joint"][0]
+    fig, ax = plt.subplots(figsize=(7, 2.4))
+    joint_stage_table(record).plot.barh(ax=ax, stacked=True)
+    ax.set_xlabel("ms per frame")
+    ax.set_title(f"joint pipeline at {first['width']}x{first['height']}, frame by frame")
+    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5))
+    return fig
+
+
+def achieved_figure(record: dict[str, Any]) -> Figure:
+    """Bars of `achieved_table` coloured by dtype, with each dtype's matrix-product peak as a dashed
+    line: the achieved-against-peak figure shown in the appendix 'Performance'."""
+    import matplotlib.pyplot as plt
+
+    achieved = achieved_table(record)
+    peaks = peak_gflops(record)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(achieved) + 1))
+    ax.barh(achieved["what"], achieved["achieved"], color=achieved["dtype"].map(DTYPE_COLORS))
+    for dtype, color in DTYPE_COLORS.items():
+        ax.axvline(peaks[dtype], color=color, linestyle="--", label=f"{dtype} matmul peak {peaks[dtype]:.0f}")
+    ax.set_xlabel("GFLOP/s")
+    ax.legend(loc="lower right")
+    ax.invert_yaxis()
+    return fig
+
+
+def book_figure(run: BookRun) -> Figure:
+    """Wall time and peak memory per notebook of one book run, side by side: that profile's figure
+    shown in the appendix 'Performance'."""
+    import matplotlib.pyplot as plt
+
+    notebooks = run.notebooks
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.3 * len(notebooks) + 1), sharey=True)
+    notebooks["wall_time_s"].plot.barh(ax=axes[0], title="wall time (s)")
+    notebooks["peak_memory_mb"].plot.barh(ax=axes[1], title="peak memory (MB)")
+    axes[0].invert_yaxis()
+    fig.suptitle(f"profile {run.label}: {run.wall_time_s} s in all")
+    return fig
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
