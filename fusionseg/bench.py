@@ -53,14 +53,14 @@ from tqdm import tqdm
 
 from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
-from fusionseg.results import hardware, library_versions, results_root
+from fusionseg.results import hardware, library_versions, reference_root, results_root, start_recording
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMAT = "fusionseg-bench-1"
 Size = tuple[int, int]  # (height, width)
-JOINT_TARGET_FPS = 10.0  # issue 9: the joint pipeline at 427x240
+JOINT_TARGET_FPS = 10.0  # our speed target for the joint pipeline at 427x240 on the 2-core CPU
 
 
 @dataclass(frozen=True)
@@ -508,7 +508,7 @@ def measure_joint_stages(
     }
 
 
-# The library's joint path with and without each speed-up of issue 9 (default path last).
+# The library's joint path with and without each of its speed-ups (default path last).
 JOINT_VARIANTS = (
     {"fold_batchnorm": False, "overlap_flow": False},
     {"fold_batchnorm": True, "overlap_flow": False},
@@ -638,10 +638,14 @@ def measure_training(plan: Plan, models: Models, peak: dict[str, float], bar: tq
 
 
 def book_timings(root: Path | None = None) -> dict[str, Any]:
-    """Per profile: the book's total and per-notebook wall time and peak memory (from book.json)."""
-    root = results_root() if root is None else root
+    """Per profile: the book's total and per-notebook wall time and peak memory (from book.json), from
+    `root`, by default this checkout's own runs and, for profiles they lack, the committed reference."""
+    roots = [results_root(), reference_root()] if root is None else [root]
     found = {}
-    for path in sorted(root.glob("*/provenance/book.json")):
+    paths = [path for folder in roots for path in sorted(folder.glob("*/provenance/book.json"))]
+    for path in paths:
+        if path.parts[-3] in found:
+            continue
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -725,13 +729,14 @@ def default_output() -> Path:
 
 
 def latest_record(folder: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The newest full record in `folder` (default `results/bench/`) by its finish time, or None.
+    """The newest full record in `folder` by its finish time, or None. By default, this machine's own
+    records (`runs/results/bench/`) and the committed ones (`results/bench/`).
 
     Quick records (from tests) are passed over when a full one exists.
     """
-    folder = results_root() / "bench" if folder is None else Path(folder)
+    folders = [results_root() / "bench", reference_root() / "bench"] if folder is None else [Path(folder)]
     records = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(path for folder in folders for path in folder.glob("*.json")):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -1029,12 +1034,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="a reduced set in well under a minute (for tests)"
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="JSON record (default results/bench/<machine>.json)"
+        "--out", type=Path, default=None, help="JSON record (default runs/results/bench/<machine>.json)"
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the committed results/bench/<machine>.json (clean checkouts only)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.record:
+        start_recording()
     record = run_benchmark(QUICK if args.quick else FULL, args.threads)
     out = args.out or default_output()
     write_json(out, record)

@@ -142,7 +142,7 @@ def test_whole_frame_matches_an_independent_per_pixel_transcription(max_flow):
 
 
 def _previous_flow_to_color(flow: np.ndarray, max_flow: float | None = None) -> np.ndarray:
-    """`flow_to_color` as it was before it was made faster (issue 9), whole-frame and vectorised:
+    """`flow_to_color` as it was before it was made faster, whole-frame and vectorised:
     the faster one must give exactly these bytes."""
     flow = np.asarray(flow, dtype=np.float64)
     u, v = flow[..., 0].copy(), flow[..., 1].copy()

@@ -170,7 +170,7 @@ def test_video_files_are_decoded_with_opencv(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# Folded BatchNorms and the overlapped flow of the joint path (issue 9)
+# Folded BatchNorms and the overlapped flow of the joint path (the fast inference path)
 
 
 def test_load_stream_folds_batchnorm_without_changing_the_logits(lite0_weights):
