@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= mini
 
-.PHONY: venv book test lint clean
+.PHONY: venv book test lab lint clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,14 @@ book: venv
 
 test: venv
 	$(PY) -m pytest tests
+
+# JupyterLab on the book's chapters (book/*.md open as notebooks; saving writes the MyST text back):
+# lab/jupyter_lab_config.py. It listens on 127.0.0.1 only; open the URL with the token that it prints.
+# Jupyter refuses to start as root unless told to: --allow-root is added for root (a container, CI).
+# LAB_ARGS: more options, e.g. LAB_ARGS=--ServerApp.port=8899.
+lab: venv
+	@echo "JupyterLab on the book's chapters: open the http://127.0.0.1:...?token=... URL printed below (Ctrl-C stops it)."
+	$(PY) -m jupyter lab --config=lab/jupyter_lab_config.py $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
