@@ -47,9 +47,11 @@ def benchmark_root() -> Path:
 
 @pytest.fixture()
 def results_tmp(tmp_path, monkeypatch) -> Path:
-    """Redirect the results ledger to a temporary folder for the test."""
+    """Redirect the results ledger to a temporary folder for the test: both the committed reference
+    and a run's own tables (the test's run records the reference, as `--record` does)."""
     root = tmp_path / "results"
     monkeypatch.setenv("FUSIONSEG_RESULTS", str(root))
+    monkeypatch.setenv("FUSIONSEG_REFERENCE", str(root))
     return root
 
 
