@@ -334,6 +334,40 @@ def test_stage_summary_keeps_the_facts_with_the_prefix(tmp_path):
     )
 
 
+def test_the_site_carries_each_chapters_source_and_the_download_button_links_it(tmp_path):
+    from fusionseg.book import sphinx_sources
+
+    book_dir, site = tmp_path / "book", tmp_path / "site"
+    book_dir.mkdir()
+    (book_dir / "first.md").write_text("# first\n")
+    config = {"sphinx": {"config": {"extensions": ["myst_nb"]}}, "exclude_patterns": ["_build"]}
+    assert book.chapter_sources(book_dir, ["first"], site, config) == {"first": "first.md"}
+    assert (site / book.CHAPTER_SOURCES / "_sources" / "first.md").read_text() == "# first\n"
+    settings = config["sphinx"]["config"]
+    assert settings["extensions"] == ["myst_nb", book.SOURCES_EXTENSION]
+    assert settings["html_extra_path"] == [book.CHAPTER_SOURCES]
+    assert book.CHAPTER_SOURCES in config["exclude_patterns"]
+
+    class App:
+        class config:  # noqa: N801 (Sphinx's app.config)
+            fusionseg_chapter_sources = settings["fusionseg_chapter_sources"]
+
+    def group():
+        return {
+            "label": "download-buttons",
+            "buttons": [{"label": "download-source-button"}, {"label": "download-pdf-button"}],
+        }
+
+    context = {"header_buttons": [group()], "pathto": lambda name, resource: name}
+    sphinx_sources.add_chapter_source(App, "first", "page.html", context, None)
+    buttons = context["header_buttons"][0]["buttons"]
+    assert [b["label"] for b in buttons][1] == sphinx_sources.BUTTON_LABEL
+    assert buttons[1]["url"] == "_sources/first.md" and buttons[1]["text"] == ".md"
+    other = {"header_buttons": [group()], "pathto": lambda name, resource: name}
+    sphinx_sources.add_chapter_source(App, "index", "page.html", other, None)  # a page without source
+    assert len(other["header_buttons"][0]["buttons"]) == 2
+
+
 # ------------------------------------------------------------------------------------------------
 # The chain on a tiny two-notebook book (real kernels, no library imports)
 
@@ -467,6 +501,10 @@ def test_smoke_book_executes_every_notebook_and_renders_offline_html(tmp_path_fa
         code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
         assert all(cell.execution_count is not None for cell in code_cells), name
         assert (build / "html" / f"{name}.html").is_file(), name
+        # the download button offers the chapter's own source beside the executed notebook
+        assert (build / "html" / "_sources" / f"{name}.md").is_file(), name
+        page = (build / "html" / f"{name}.html").read_text()
+        assert f'href="_sources/{name}.md"' in page and f'href="_sources/{name}.ipynb"' in page, name
     html = build / "html"
     assert (html / "index.html").is_file()
     assert (html / "_static" / "mathjax" / "tex-svg.js").is_file()
