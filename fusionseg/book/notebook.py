@@ -386,12 +386,13 @@ def qualitative_rows(profile: Profile, dataset: str, split: str | None, n_videos
 
 
 OVERLAY_COLORS = {"ground truth": (40, 200, 60)}  # every method's mask in the overlay's default red
+OUTLINE_COLOR = (255, 230, 0)  # each mask's boundary, so that it reads on an object of its tint too
 
 
 def qualitative_overlays(profile: Profile, dataset: str, split: str | None, n_videos: int = 3) -> list[list]:
     """`qualitative_rows` as the paper's Figure 4 draws them: each mask (methods and ground truth)
-    tinted on its frame (`fusionseg.infer.overlay`) instead of a binary panel; frame and flow image
-    first."""
+    tinted on its frame (`fusionseg.infer.overlay`) with its boundary outlined, instead of a binary
+    panel; frame and flow image first."""
     import cv2
 
     from fusionseg.infer import overlay
@@ -404,7 +405,11 @@ def qualitative_overlays(profile: Profile, dataset: str, split: str | None, n_vi
         for title, mask in row[2:]:
             if mask.shape != (height, width):
                 mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-            panels.append((title, overlay(frame, mask.astype(bool), **_overlay_color(title))))
+            mask = mask.astype(bool)
+            tinted = np.ascontiguousarray(overlay(frame, mask, **_overlay_color(title)))
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(tinted, contours, -1, OUTLINE_COLOR, max(1, round(max(height, width) / 160)))
+            panels.append((title, tinted))
         rows.append(panels)
     return rows
 
