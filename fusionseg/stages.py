@@ -11,6 +11,13 @@ A `Stage` is a name, the stages it depends on, a function that gives its paramet
   downstream (their keys contain it). `force` recomputes a stage and everything downstream.
 - An interrupted stage (a stamp with the same key, not complete) resumes: its body finds what it
   already wrote (training checkpoints, videos already done) and goes on from there.
+- A stage that another run label under the same runs root has already completed with the identical
+  key (same parameters, same upstream keys: e.g. the appearance stream of `mini` for the ablation
+  `mini+flow_method=deepflow`) is reused instead of computed ("reused"): its folder is copied into
+  this label's folder, the tables it wrote to `results/<other label>/` are copied to
+  `results/<label>/`, and its stamp (with `reused_from`) and a provenance record that names the
+  run it came from are written for this label. Outputs outside both (the shared flow cache, the
+  data) are referenced as they are. `force` never reuses.
 
 Each computed stage also records its provenance in the results ledger (`fusionseg.results`). The
 chain of FusionSeg's stages is `fusionseg.pipeline.CHAIN`.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +49,7 @@ class StageResult:
     stage: str
     folder: Path
     key: str
-    status: str  # "computed" or "cached"
+    status: str  # "computed", "cached" or "reused" (copied from another label's run, same key)
     outputs: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0  # in this call (0 when cached)
     info: dict[str, Any] = field(default_factory=dict)  # small facts (counts, scores) for the log
@@ -108,7 +116,10 @@ def stamp_path(profile: Profile, stage: str) -> Path:
 
 def read_stamp(profile: Profile, stage: str) -> dict[str, Any] | None:
     """The stage's stamp, or None if absent or unreadable (a corrupt stamp means "recompute")."""
-    path = stamp_path(profile, stage)
+    return _read_stamp_file(stamp_path(profile, stage))
+
+
+def _read_stamp_file(path: Path) -> dict[str, Any] | None:
     try:
         stamp = json.loads(path.read_text())
     except FileNotFoundError:
@@ -157,8 +168,9 @@ def _fingerprints(outputs: dict[str, str]) -> dict[str, str]:
     return {name: output_fingerprint(Path(path)) for name, path in outputs.items()}
 
 
-def _is_current(name: str, stamp: dict[str, Any] | None, key: str) -> bool:
-    """The stamp says this key completed, and its outputs are still what it wrote."""
+def _is_current(name: str, stamp: dict[str, Any] | None, key: str, quiet: bool = False) -> bool:
+    """The stamp says this key completed, and its outputs are still what it wrote (`quiet`: no
+    message when they are not)."""
     if stamp is None or stamp.get("key") != key or not stamp.get("complete"):
         return False
     outputs = stamp.get("outputs", {})
@@ -166,7 +178,7 @@ def _is_current(name: str, stamp: dict[str, Any] | None, key: str) -> bool:
     if recorded is None:  # a stamp from before fingerprints: existence only
         return all(Path(path).exists() for path in outputs.values())
     changed = [out for out, fingerprint in _fingerprints(outputs).items() if recorded.get(out) != fingerprint]
-    if changed:
+    if changed and not quiet:
         log(
             f"{name:<14} outputs changed or damaged since the stage completed ({', '.join(changed)}); recomputing"
         )
@@ -199,6 +211,10 @@ def run_stage(
         done[name] = StageResult(name, folder, key, "cached", stamp["outputs"], 0.0, info, seconds)
         return done[name]
     resuming = not forced and stamp is not None and stamp.get("key") == key and not stamp.get("complete")
+    source = None if forced or resuming else find_reusable(profile, name, key)
+    if source is not None:
+        done[name] = _reuse(profile, name, key, parameters, deps, *source)
+        return done[name]
     if folder.exists() and not resuming:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -213,6 +229,96 @@ def run_stage(
     log(f"{name:<14} done in {result.wall_time_s:.1f} s" + (f" ({summary})" if summary else ""))
     done[name] = result
     return result
+
+
+def find_reusable(profile: Profile, name: str, key: str) -> tuple[str, dict[str, Any]] | None:
+    """(label, stamp) of another run under the same runs root whose stage `name` completed with this
+    `key` and whose outputs are still what it wrote; None when there is none. Labels are tried in
+    name order (any of them holds the same result: the key is the same)."""
+    root = profile.work_dir().parent
+    if not root.is_dir():
+        return None
+    for other in sorted(root.iterdir()):
+        path = other / name / "stage.json"
+        if other.name == profile.label or not path.is_file():
+            continue
+        stamp = _read_stamp_file(path)
+        if stamp is not None and _is_current(name, stamp, key, quiet=True):
+            return other.name, stamp
+    return None
+
+
+def _relocate(path: Path, moves: Sequence[tuple[Path, Path]]) -> Path:
+    """`path` moved from the first (old, new) folder pair that holds it; unchanged when none does."""
+    for old, new in moves:
+        if path == old or old in path.parents:
+            return new / path.relative_to(old)
+    return path
+
+
+def _reuse(
+    profile: Profile,
+    name: str,
+    key: str,
+    parameters: dict[str, Any],
+    deps: dict[str, StageResult],
+    source_label: str,
+    source: dict[str, Any],
+) -> StageResult:
+    """Make stage `name` of `profile` a copy of the same stage (same key) of run `source_label`.
+
+    The source's stage folder is copied (without its stamp) into a temporary folder that replaces
+    this label's stage folder whole; the outputs it wrote under `results/<source_label>/` (this
+    run's results root or the committed reference) are copied to `results/<label>/`; outputs
+    elsewhere (shared caches, the data) are referenced. The stamp is written last, so an
+    interruption leaves a folder without a stamp, which the next run replaces."""
+    from fusionseg.results import Provenance, record_provenance, reference_root, results_dir, results_root
+
+    start = time.perf_counter()
+    folder = stage_dir(profile, name)
+    origin = profile.work_dir().parent / source_label / name
+    log(f"{name:<14} reusing {source_label}'s (same key {key})")
+    staging = folder.with_name(f"{name}.reusing")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(origin, staging, ignore=shutil.ignore_patterns("stage.json"))
+    if folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)
+    own_results = results_dir(profile.label).resolve()
+    tables = [((root / source_label).resolve(), own_results) for root in (results_root(), reference_root())]
+    outputs = {}
+    for output, path in source["outputs"].items():
+        old = Path(path).resolve()
+        new = _relocate(old, [(origin.resolve(), folder.resolve())])
+        if new == old and (new := _relocate(old, tables)) != old:  # a table: copied over any older one
+            new.parent.mkdir(parents=True, exist_ok=True)
+            if old.is_dir():
+                shutil.copytree(old, new, dirs_exist_ok=True)
+            else:
+                shutil.copy2(old, new)
+        outputs[output] = path if new == old else str(new)
+    info, compute_s = source.get("info", {}), source.get("wall_time_s", 0.0)
+    seconds = time.perf_counter() - start
+    depends = {dep: result.key for dep, result in deps.items()}
+    stamp = {"stage": name, "key": key, "complete": True, "parameters": parameters, "depends": depends}
+    stamp |= {"outputs": outputs, "info": info, "fingerprints": _fingerprints(outputs)}
+    stamp |= {"wall_time_s": compute_s, "reused_from": source_label}
+    provenance = Provenance(
+        stage=name,
+        profile=profile.label,
+        command=command_line(profile),
+        parameters=parameters
+        | {"key": key, "profile": profile.as_dict(), "info": info}
+        | {"reused_from": source_label, "compute_time_s": compute_s},
+        data_fingerprint=(deps["data"].info.get("fingerprint") if "data" in deps else None)
+        or info.get("fingerprint"),
+        outputs=list(outputs.values()),
+        wall_time_s=seconds,
+    )
+    record_provenance(provenance)
+    write_json(stamp_path(profile, name), stamp)
+    log(f"{name:<14} reused from {source_label} in {seconds:.1f} s (computing it took {compute_s:.1f} s)")
+    return StageResult(name, folder, key, "reused", outputs, seconds, info, compute_s)
 
 
 def _short(value: Any) -> str:

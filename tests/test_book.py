@@ -29,6 +29,7 @@ EXPECTED_CHAPTERS = [
     "08_table3_segtrack",
     "09_table4_moving_static",
     "10_figure4_qualitative",
+    "10b_ablations",
     "11_appendix_reproducibility",
     "12_appendix_performance",
     "13_appendix_implementation_notes",
@@ -48,7 +49,10 @@ def test_book_has_every_part_in_order_with_the_standard_parameters():
     by_name = {chapter.name: chapter for chapter in chapters}
     assert by_name["05_fusion"].depends == ("02_appearance_stream", "04_motion_stream")
     reproducibility = EXPECTED_CHAPTERS.index("11_appendix_reproducibility")
-    assert set(by_name["11_appendix_reproducibility"].depends) == set(EXPECTED_CHAPTERS[:reproducibility])
+    # the appendix needs every chapter of the method and the results, but not the ablations' extra runs
+    before = set(EXPECTED_CHAPTERS[:reproducibility]) - {"10b_ablations"}
+    assert set(by_name["11_appendix_reproducibility"].depends) == before
+    assert by_name["10b_ablations"].depends == ("05_fusion",)
 
 
 def test_with_dependencies_is_transitive_and_in_book_order():
@@ -223,6 +227,100 @@ def test_for_display_rounds_and_marks_missing_numbers():
     assert shown.loc[0, "a"] == 1.23 and shown.loc[1, "a"] == "–" and shown.loc[1, "b"] == "y"
 
 
+def test_facts_table_prints_counts_as_integers():
+    shown = notebook.facts_table(paper_numbers.PSEUDO_LABELS, "paper")
+    assert shown.loc["imagenet_vid_training_videos", "paper"] == "3,862"
+    assert shown.loc["imagenet_vid_boxes", "paper"] == "866,870"
+    assert shown.loc["jaccard_vs_human", "paper"] == "77.8"
+    assert shown.loc["human_checked_frames", "paper"] == "100"
+    assert not any(value.endswith(".0") for value in shown["paper"])
+    assert notebook.facts_table({"n": 2000.0, "lr": 0.001}, "x")["x"].tolist() == ["2,000", "0.001"]
+
+
+@pytest.fixture()
+def ledger_tmp(results_tmp, tmp_path, monkeypatch) -> Path:
+    """This run's results in a temporary folder, and an empty committed reference beside it."""
+    monkeypatch.setenv("FUSIONSEG_REFERENCE", str(tmp_path / "reference"))
+    return results_tmp
+
+
+def _ledger(root: Path, label: str, scores: dict[str, dict[str, float]]) -> None:
+    """Hand-made benchmark tables of run `label`: {table name: {method: Avg. IoU}}."""
+    (root / label).mkdir(parents=True, exist_ok=True)
+    for name, by_method in scores.items():
+        rows = [(method, paper_numbers.AVG, value) for method, value in by_method.items()]
+        pd.DataFrame(rows, columns=["method", "column", "value"]).to_csv(
+            root / label / f"{name}.csv", index=False
+        )
+
+
+def test_an_ablation_table_and_its_sentence_come_from_the_numbers(ledger_tmp):
+    _ledger(ledger_tmp, "mini", {paper_numbers.TABLE1: {"Ours-M": 40.0, "Ours-Joint": 50.0}})
+    variant = "mini+flow_method=deepflow"
+    _ledger(ledger_tmp, variant, {paper_numbers.TABLE1: {"Ours-M": 43.25, "Ours-Joint": 49.0}})
+    table = notebook.ablation_table("mini", variant)
+    assert list(table.columns) == ["mini", variant, "difference", paper_numbers.PAPER]
+    assert table.loc[("DAVIS 2016", "Ours-M"), "difference"] == pytest.approx(3.25)
+    assert table.loc[("DAVIS 2016", "Ours-Joint"), paper_numbers.PAPER] == 71.51
+    sentence = notebook.change_sentence(table, "DeepFlow instead of DIS", ["Ours-M", "Ours-Joint"])
+    assert sentence.startswith(
+        "DeepFlow instead of DIS changes Ours-M by +3.2 J points on DAVIS 2016 (40.0 → 43.2)"
+    )
+    assert "Ours-Joint by -1.0 J points" in sentence and "largest change is Ours-M" in sentence
+    assert "nothing to compare" in notebook.change_sentence(table.iloc[:0], "x", ["Ours-M"])
+    _ledger(ledger_tmp, "smoke", {paper_numbers.TABLE1: {"Ours-M": 10.0}})  # another profile: left out
+    runs = notebook.own_ablations(profiles.resolve("mini"))
+    assert list(runs.columns) == [paper_numbers.PAPER, "mini", variant]
+    assert runs.loc["Ours-M", variant] == 43.25 and list(runs.index)[0] == "Flow-Th"
+
+
+def test_the_fusion_design_table_names_each_design_and_its_size(ledger_tmp):
+    _ledger(
+        ledger_tmp,
+        "mini",
+        {
+            paper_numbers.TABLE1: {"Ours-Joint": 44.0, "Ours-Joint (release)": 32.5},
+            paper_numbers.TABLE3: {"Ours-Joint": 30.0, "Ours-Joint (release)": 31.0},
+        },
+    )
+    training = pd.DataFrame({"design": ["paper", "release"], "parameters": [24, 374]})
+    training.to_csv(ledger_tmp / "mini" / "fusion_training.csv", index=False)
+    table = notebook.fusion_design_table("mini")
+    assert list(table.index) == ["DAVIS 2016", "SegTrack-v2"]
+    assert table.columns[0] == "paper design (Ours-Joint, 24 parameters)"
+    assert table.columns[1] == "release design (Ours-Joint (release), 374 parameters)"
+    assert table.iloc[0, 2] == pytest.approx(-11.5) and table.iloc[1, 3] == 61.40
+    sentence = notebook.fusion_design_sentence(table)
+    assert "-11.5 J points on DAVIS 2016, +1.0 J points on SegTrack-v2" in sentence
+    assert "higher on 1 of 2 benchmarks" in sentence
+
+
+def test_the_quality_ablation_compares_each_filter_with_the_full_pipeline(ledger_tmp):
+    assert notebook.quality_ablation("mini") is None
+    (ledger_tmp / "mini").mkdir(parents=True)
+    rows = [
+        ("all steps", 84, 84, 60.0, 60.0, 77.8),
+        ("all steps, before pruning", 84, 84, 49.0, 48.0, 70.2),
+        ("without box test", 294, 100, 25.0, 28.0, float("nan")),
+    ]
+    columns = ["variant", "frames_kept", "frames_sampled", "jaccard_sample", "jaccard_all", "paper_jaccard"]
+    pd.DataFrame(rows, columns=columns).to_csv(ledger_tmp / "mini" / "pseudo_label_quality.csv", index=False)
+    table = notebook.quality_ablation("mini")
+    assert table.loc["without box test", "difference (jaccard_all)"] == pytest.approx(-32.0)
+    sentence = notebook.quality_sentence(table)
+    assert "“without box test” keeps 294 frames (3.5x) at -32.0 J points" in sentence
+    assert "(the paper: -7.6 J points before pruning, ours -12.0)" in sentence
+
+
+def test_a_variant_changes_one_more_parameter_of_the_chapters_run():
+    cfg = profiles.resolve("mini", iterations=600)
+    variant = notebook.variant(cfg, {"flow_method": "deepflow"})
+    assert variant.iterations == 600 and variant.flow_method == "deepflow"
+    assert variant.label == "mini+flow_method=deepflow,iterations=600"
+    nested = notebook.variant(cfg, {"pseudo_labels": {"flow_threshold": 20}})
+    assert nested.pseudo_labels.flow_threshold == 20 and nested.iterations == 600
+
+
 def test_stage_summary_keeps_the_facts_with_the_prefix(tmp_path):
     from fusionseg.stages import StageResult
 
@@ -234,6 +332,40 @@ def test_stage_summary_keeps_the_facts_with_the_prefix(tmp_path):
     assert (
         summary.loc["evaluate", "davis:Ours-A"] == 0.5123 and summary.loc["evaluate", "compute_time_s"] == 9.9
     )
+
+
+def test_the_site_carries_each_chapters_source_and_the_download_button_links_it(tmp_path):
+    from fusionseg.book import sphinx_sources
+
+    book_dir, site = tmp_path / "book", tmp_path / "site"
+    book_dir.mkdir()
+    (book_dir / "first.md").write_text("# first\n")
+    config = {"sphinx": {"config": {"extensions": ["myst_nb"]}}, "exclude_patterns": ["_build"]}
+    assert book.chapter_sources(book_dir, ["first"], site, config) == {"first": "first.md"}
+    assert (site / book.CHAPTER_SOURCES / "_sources" / "first.md").read_text() == "# first\n"
+    settings = config["sphinx"]["config"]
+    assert settings["extensions"] == ["myst_nb", book.SOURCES_EXTENSION]
+    assert settings["html_extra_path"] == [book.CHAPTER_SOURCES]
+    assert book.CHAPTER_SOURCES in config["exclude_patterns"]
+
+    class App:
+        class config:  # noqa: N801 (Sphinx's app.config)
+            fusionseg_chapter_sources = settings["fusionseg_chapter_sources"]
+
+    def group():
+        return {
+            "label": "download-buttons",
+            "buttons": [{"label": "download-source-button"}, {"label": "download-pdf-button"}],
+        }
+
+    context = {"header_buttons": [group()], "pathto": lambda name, resource: name}
+    sphinx_sources.add_chapter_source(App, "first", "page.html", context, None)
+    buttons = context["header_buttons"][0]["buttons"]
+    assert [b["label"] for b in buttons][1] == sphinx_sources.BUTTON_LABEL
+    assert buttons[1]["url"] == "_sources/first.md" and buttons[1]["text"] == ".md"
+    other = {"header_buttons": [group()], "pathto": lambda name, resource: name}
+    sphinx_sources.add_chapter_source(App, "index", "page.html", other, None)  # a page without source
+    assert len(other["header_buttons"][0]["buttons"]) == 2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,6 +501,10 @@ def test_smoke_book_executes_every_notebook_and_renders_offline_html(tmp_path_fa
         code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
         assert all(cell.execution_count is not None for cell in code_cells), name
         assert (build / "html" / f"{name}.html").is_file(), name
+        # the download button offers the chapter's own source beside the executed notebook
+        assert (build / "html" / "_sources" / f"{name}.md").is_file(), name
+        page = (build / "html" / f"{name}.html").read_text()
+        assert f'href="_sources/{name}.md"' in page and f'href="_sources/{name}.ipynb"' in page, name
     html = build / "html"
     assert (html / "index.html").is_file()
     assert (html / "_static" / "mathjax" / "tex-svg.js").is_file()

@@ -4,6 +4,8 @@ Table 4 motion ranking and table formats on hand-made numbers, and the smoke cha
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -35,13 +37,16 @@ class FakeStages:
         self.parameters = {stage: {"value": 1} for stage in pipeline.STAGES}
         self.calls = {stage: 0 for stage in pipeline.STAGES}
         self.fail_once: set[str] = set()
+        self.profile_fields: dict[str, str] = {}  # stage -> a profile field its parameters include
+        self.tables: set[str] = set()  # stages that also write a results table, results/<label>/<stage>.csv
 
     def stage(self, real: Stage) -> Stage:
         return dataclasses.replace(real, **self.spec(real.name))
 
     def spec(self, stage: str) -> dict:
         def parameters(profile):
-            return dict(self.parameters[stage])
+            field = self.profile_fields.get(stage)
+            return dict(self.parameters[stage]) | ({field: getattr(profile, field)} if field else {})
 
         def body(profile, deps):
             self.calls[stage] += 1
@@ -52,8 +57,12 @@ class FakeStages:
                 partial.write_text("half done")
                 raise KeyboardInterrupt  # an interruption, not an error
             out.write_text(str(self.parameters[stage]))
+            outputs = {"out": str(out)}
+            if stage in self.tables:
+                table = pd.DataFrame({"value": [self.parameters[stage]["value"]]})
+                outputs["table"] = pipeline._write(profile, stage, table)
             info = {"fingerprint": "f"} if stage == "data" else {}
-            return {"out": str(out)}, info | {"partial_seen": partial.is_file()}
+            return outputs, info | {"partial_seen": partial.is_file()}
 
         return {"parameters": parameters, "body": body}
 
@@ -124,6 +133,81 @@ def test_a_changed_key_empties_the_stage_folder(fake):
     fake.parameters["appearance"]["value"] = 3
     pipeline.run_all(profile, until="appearance")
     assert not stray.exists()
+
+
+def test_an_ablation_reuses_the_stages_whose_key_another_label_computed(fake, results_tmp, capsys):
+    """A flow-method ablation computes the flow and what depends on it; data and the appearance stream
+    (same key as the profile's own) are copied from the profile's run, result tables included."""
+    fake.profile_fields["flow"] = "flow_method"
+    fake.tables = {"appearance", "evaluate"}
+    base = profiles.resolve("smoke")
+    pipeline.run_all(base)
+    variant = profiles.resolve("smoke", {"flow_method": "deepflow"})
+    stale = results_tmp / variant.label / "appearance.csv"  # from an older run of the label: replaced
+    stale.parent.mkdir(parents=True)
+    stale.write_text("value\n99\n")
+    capsys.readouterr()
+
+    results = statuses(pipeline.run_all(variant))
+    assert results == {
+        "data": "reused",
+        "flow": "computed",
+        "appearance": "reused",
+        "pseudo_labels": "computed",
+        "motion": "computed",
+        "fusion": "computed",
+        "evaluate": "computed",
+    }
+    assert "appearance     reusing smoke's" in capsys.readouterr().out
+    assert fake.calls["appearance"] == fake.calls["data"] == 1 and fake.calls["flow"] == 2
+    appearance = pipeline.stage(variant, "appearance")
+    assert appearance.status == "cached"  # the copy is this label's own from now on
+    assert appearance.path("out").parent == pipeline.stage_dir(variant, "appearance")
+    assert appearance.path("out").read_text() == "{'value': 1}"
+    assert appearance.path("table") == results_tmp / variant.label / "appearance.csv"
+    assert stale.read_text() == (results_tmp / "smoke" / "appearance.csv").read_text() == "value\n1\n"
+    assert (results_tmp / variant.label / "evaluate.csv").is_file()
+    stamp = pipeline.read_stamp(variant, "appearance")
+    assert stamp["reused_from"] == "smoke" and stamp["complete"]
+    assert stamp["key"] == pipeline.read_stamp(base, "appearance")["key"]
+    record = json.loads((results_tmp / variant.label / "provenance" / "appearance.json").read_text())
+    assert record["profile"] == variant.label and record["parameters"]["reused_from"] == "smoke"
+    timings = pd.read_csv(results_tmp / variant.label / "pipeline_timings.csv").set_index("stage")
+    assert timings.loc["appearance", "status"] == "reused"
+
+    assert set(statuses(pipeline.run_all(variant)).values()) == {"cached"}
+    assert set(statuses(pipeline.run_all(base)).values()) == {"cached"}  # the source is untouched
+    # the copy is independent: removing the source does not make the ablation recompute
+    shutil.rmtree(pipeline.stage_dir(base, "appearance"))
+    assert statuses(pipeline.run_all(variant))["appearance"] == "cached"
+
+
+def test_reuse_needs_the_same_key_and_intact_outputs_and_force_never_reuses(fake):
+    fake.profile_fields["flow"] = "flow_method"
+    base = profiles.resolve("smoke")
+    pipeline.run_all(base)
+    # a source whose output changed since it completed is not reused (and not touched)
+    (pipeline.stage_dir(base, "data") / "out.txt").write_text("damaged")
+    variant = profiles.resolve("smoke", {"flow_method": "deepflow"})
+    results = statuses(pipeline.run_all(variant))
+    assert results["data"] == "computed" and results["appearance"] == "reused"
+    assert (pipeline.stage_dir(base, "data") / "out.txt").read_text() == "damaged"
+    # a different parameter: a different key, nothing to reuse there
+    fake.parameters["appearance"]["value"] = 2
+    other = statuses(pipeline.run_all(profiles.resolve("smoke", iterations=3)))
+    assert other["data"] == "reused" and other["appearance"] == "computed"
+    fake.parameters["appearance"]["value"] = 1
+    # force recomputes even where a copy is available
+    seed = profiles.resolve("smoke", {"flow_method": "farneback"})
+    forced = statuses(pipeline.run_all(seed, force=["appearance"]))
+    assert forced["appearance"] == "computed" and forced["data"] == "reused"
+    # a stage interrupted in its own folder resumes there instead of being replaced by a copy
+    fake.fail_once.add("appearance")
+    tvl1 = profiles.resolve("smoke", {"flow_method": "tvl1"})
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_all(tvl1, force=["appearance"])
+    resumed = pipeline.run_all(tvl1)
+    assert resumed["appearance"].status == "computed" and resumed["appearance"].info["partial_seen"]
 
 
 def test_cli_parses_profile_overrides(fake, capsys):

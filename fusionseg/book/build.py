@@ -10,7 +10,8 @@ The chain, for one profile:
    source text, parameters, the library's source, and the executed outputs of its dependencies.
    When they are unchanged, the notebook is not re-run.
 3. The executed notebooks are copied into a staging folder (`<build>/site/<label>/`) with the book's
-   `_config.yml` (execution off: papermill already ran them), `_toc.yml` and `_static/`;
+   `_config.yml` (execution off: papermill already ran them), `_toc.yml`, `_static/` and the
+   chapters' own sources (the pages' download button offers `<name>.md` beside `<name>.ipynb`);
    `jupyter-book build` renders them (incrementally), a local MathJax is added, and the site is
    swapped into `<build>/html/`. It opens from file://: no CDN or remote font at read time.
 
@@ -440,12 +441,16 @@ def copy_mathjax(static_dir: Path) -> None:
 
 
 def stage_site(book_dir: Path, runs: list[ChapterRun], site_dir: Path) -> None:
-    """Lay out a Jupyter Book source folder whose pages are the executed notebooks."""
+    """Lay out a Jupyter Book source folder whose pages are the executed notebooks.
+
+    Each chapter's own source (`book/<name>.md`) goes into the HTML as `_sources/<name>.md` too, and
+    the download button offers it beside the executed notebook (`chapter_sources`)."""
     site_dir.mkdir(parents=True, exist_ok=True)
+    present = {run.name for run in runs if run.status != "failed"}
     config = yaml.safe_load((book_dir / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
+    chapter_sources(book_dir, sorted(present), site_dir, config)
     (site_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    present = {run.name for run in runs if run.status != "failed"}
     shutil.copy2(book_dir / "_toc.yml", site_dir / "_toc.yml")
     for stale in site_dir.glob("*.ipynb"):
         stale.unlink()
@@ -462,6 +467,41 @@ def stage_site(book_dir: Path, runs: list[ChapterRun], site_dir: Path) -> None:
     if missing:
         toc = pruned_toc(read_toc(book_dir), set(missing))
         (site_dir / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+
+
+CHAPTER_SOURCES = "_chapter_sources"  # in the staged site: copied into the HTML's root (html_extra_path)
+SOURCES_EXTENSION = "fusionseg.book.sphinx_sources"
+
+
+def chapter_sources(
+    book_dir: Path, names: list[str], site_dir: Path, config: dict[str, Any]
+) -> dict[str, str]:
+    """Copy the chapters' sources to `<site>/_chapter_sources/_sources/` and set `config` (the site's
+    `_config.yml`) so that Sphinx copies them into the HTML as `_sources/<file>` (plain files beside
+    the executed notebooks Jupyter Book puts there) and the download button links them
+    (`fusionseg.book.sphinx_sources`). Returns page name -> source file name."""
+    folder = site_dir / CHAPTER_SOURCES / "_sources"
+    shutil.rmtree(site_dir / CHAPTER_SOURCES, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sources = {}
+    for name in names:
+        source = find_source(book_dir, name)
+        shutil.copy2(source, folder / source.name)
+        sources[name] = source.name
+    sphinx = config.setdefault("sphinx", {})
+    settings = sphinx.setdefault("config", {})
+    if "extensions" in settings:  # a full list in _config.yml replaces Jupyter Book's extra_extensions
+        settings["extensions"] = [*settings["extensions"], SOURCES_EXTENSION]
+    else:
+        sphinx["extra_extensions"] = [*sphinx.get("extra_extensions", []), SOURCES_EXTENSION]
+    settings["html_extra_path"] = [*settings.get("html_extra_path", []), CHAPTER_SOURCES]
+    settings["fusionseg_chapter_sources"] = sources
+    config["exclude_patterns"] = [
+        *config.get("exclude_patterns", []),
+        CHAPTER_SOURCES,
+        f"{CHAPTER_SOURCES}/**",
+    ]
+    return sources
 
 
 def pruned_toc(toc: dict[str, Any], missing: set[str]) -> dict[str, Any]:

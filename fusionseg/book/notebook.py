@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fusionseg import paper_numbers
-from fusionseg.profiles import PROFILES, Profile, resolve
+from fusionseg.profiles import PROFILES, Profile, flatten_overrides, resolve
 from fusionseg.results import recording, reference_root, results_root
 
 REAL_LITE = "real-lite"  # the committed real-data run (DAVIS 2016 + DUTS)
@@ -194,6 +194,20 @@ def for_display(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """`table` rounded, with "–" where a source has no number (as text, so pandas keeps the dtype rules)."""
     rounded = table.round(decimals)
     return rounded.astype(object).where(rounded.notna(), "–")
+
+
+def facts_table(facts: dict[str, Any], name: str) -> pd.DataFrame:
+    """A column of facts (counts and scores, e.g. `paper_numbers.PSEUDO_LABELS`) for display: counts
+    as integers with thousands separators ("866,870", never "866870.0"), other numbers as written."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return f"{int(value):,}"
+        if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) >= 1000:
+            return f"{int(value):,}"
+        return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+    return pd.DataFrame({name: [text(value) for value in facts.values()]}, index=list(facts))
 
 
 def detail_tables(name: str) -> pd.DataFrame:
@@ -371,6 +385,39 @@ def qualitative_rows(profile: Profile, dataset: str, split: str | None, n_videos
     return rows
 
 
+OVERLAY_COLORS = {"ground truth": (40, 200, 60)}  # every method's mask in the overlay's default red
+OUTLINE_COLOR = (255, 230, 0)  # each mask's boundary, so that it reads on an object of its tint too
+
+
+def qualitative_overlays(profile: Profile, dataset: str, split: str | None, n_videos: int = 3) -> list[list]:
+    """`qualitative_rows` as the paper's Figure 4 draws them: each mask (methods and ground truth)
+    tinted on its frame (`fusionseg.infer.overlay`) with its boundary outlined, instead of a binary
+    panel; frame and flow image first."""
+    import cv2
+
+    from fusionseg.infer import overlay
+
+    rows = []
+    for row in qualitative_rows(profile, dataset, split, n_videos):
+        frame = row[0][1]
+        height, width = frame.shape[:2]
+        panels = row[:2]
+        for title, mask in row[2:]:
+            if mask.shape != (height, width):
+                mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+            mask = mask.astype(bool)
+            tinted = np.ascontiguousarray(overlay(frame, mask, **_overlay_color(title)))
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(tinted, contours, -1, OUTLINE_COLOR, max(1, round(max(height, width) / 160)))
+            panels.append((title, tinted))
+        rows.append(panels)
+    return rows
+
+
+def _overlay_color(title: str) -> dict[str, Any]:
+    return {"color": OVERLAY_COLORS[title]} if title in OVERLAY_COLORS else {}
+
+
 def pseudo_label_figure(profile: Profile, seed: int = 0) -> Any | None:
     """The paper's Fig. 3 for this profile's pseudo-label stage (`fusionseg.pseudo_labels.plot_examples`
     on a few frames per outcome); None when the stage checked no box."""
@@ -393,6 +440,194 @@ def pseudo_label_figure(profile: Profile, seed: int = 0) -> Any | None:
     source, split = profile.plan.weak
     videos = weak_videos(source, profile.dataset_folder(source), split, max_videos=profile.max_videos)
     return plot_examples(examples, records, out, videos, pipeline.flow_image_arrays(profile), config)
+
+
+# ------------------------------------------------------------------------------------------------
+# Ablations: one parameter changed, the run's numbers beside the variant's and the paper's
+
+BENCHMARKS = {
+    paper_numbers.TABLE1: "DAVIS 2016",
+    paper_numbers.TABLE2: "YouTube-Objects",
+    paper_numbers.TABLE3: "SegTrack-v2",
+}
+DIFFERENCE = "difference"
+
+
+def variant(cfg: Profile, overrides: dict[str, Any]) -> Profile:
+    """`cfg` with `overrides` changed on top of its own (the chapter's run plus one change: the
+    ablation of this run, not of the bare preset); nested settings as dicts or dotted keys."""
+    return resolve(cfg.name, dict(cfg.overrides) | flatten_overrides(overrides))
+
+
+def avg_iou(label: str, tables: Sequence[str] = tuple(BENCHMARKS)) -> pd.Series:
+    """Run `label`'s average J (percent) per (benchmark, method) over the benchmark tables it wrote."""
+    rows = {}
+    for name in tables:
+        table = result_table(label, name)
+        if table is None:
+            continue
+        for row in table[table["column"] == paper_numbers.AVG].itertuples(index=False):
+            rows[(BENCHMARKS.get(name, name), row.method)] = float(row.value)
+    index = pd.MultiIndex.from_tuples(list(rows), names=["benchmark", "method"])
+    return pd.Series(list(rows.values()), index=index, dtype=float)
+
+
+def paper_avg_iou(tables: Sequence[str] = tuple(BENCHMARKS)) -> pd.Series:
+    """The paper's average J (percent) per (benchmark, method)."""
+    rows = {}
+    for name in tables:
+        table = paper_numbers.paper_table(name)
+        for row in table[table["column"] == paper_numbers.AVG].itertuples(index=False):
+            rows[(BENCHMARKS.get(name, name), row.method)] = float(row.value)
+    index = pd.MultiIndex.from_tuples(list(rows), names=["benchmark", "method"])
+    return pd.Series(list(rows.values()), index=index, dtype=float)
+
+
+def ablation_table(base: str, changed: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """Average J (percent) per (benchmark, method) of run `base` beside run `changed`, their difference
+    (changed - base) and the paper's number where it has one; `methods` keeps those (in that order)."""
+    from fusionseg.evaluate import METHODS
+
+    ours, theirs = avg_iou(base), avg_iou(changed)
+    index = ours.index.union(theirs.index, sort=False)
+    table = pd.DataFrame({base: ours.reindex(index), changed: theirs.reindex(index)}, index=index)
+    table[DIFFERENCE] = table[changed] - table[base]
+    table[paper_numbers.PAPER] = paper_avg_iou().reindex(index)
+    keep = list(methods or METHODS)
+    rows = [(b, m) for b in dict.fromkeys(index.get_level_values(0)) for m in keep if (b, m) in index]
+    return table.loc[rows] if rows else table.iloc[:0]
+
+
+def _points(value: float) -> str:
+    return "no number" if pd.isna(value) else f"{value:+.1f} J points"
+
+
+def change_sentence(table: pd.DataFrame, what: str, methods: Sequence[str]) -> str:
+    """One sentence, computed from an `ablation_table`, on what `what` changes for each of `methods`
+    on each benchmark, e.g. "DeepFlow instead of DIS changes Ours-M by +1.2 J points on DAVIS 2016
+    (43.1 -> 44.3), ...". True whatever the numbers are."""
+    base, changed = table.columns[:2]
+    parts = []
+    for method in methods:
+        rows = table.xs(method, level="method") if method in table.index.get_level_values("method") else None
+        if rows is None or rows.empty:
+            continue
+        each = [
+            f"{_points(row[DIFFERENCE])} on {benchmark} ({row[base]:.1f} → {row[changed]:.1f})"
+            for benchmark, row in rows.iterrows()
+        ]
+        parts.append(f"{method} by " + ", ".join(each))
+    if not parts:
+        return f"No benchmark table holds both runs ({base}, {changed}), so there is nothing to compare."
+    largest = table[DIFFERENCE].abs().idxmax() if table[DIFFERENCE].notna().any() else None
+    tail = ""
+    if largest is not None:
+        benchmark, method = largest
+        tail = f"; of all rows, the largest change is {method} on {benchmark} ({_points(table.loc[largest, DIFFERENCE])})"
+    return f"{what} changes " + "; ".join(parts) + tail + "."
+
+
+def fusion_design_table(label: str) -> pd.DataFrame:
+    """Run `label`'s two fusion designs side by side per benchmark (average J, percent): the paper's
+    (Ours-Joint) and the release's (Ours-Joint (release)), their difference, and the paper's Ours-Joint.
+    The column names carry each design's trainable parameters (`fusion_training.csv`)."""
+    from fusionseg.evaluate import FUSION_DESIGNS
+
+    scores = avg_iou(label)
+    training = result_table(label, "fusion_training")
+    count = {} if training is None else dict(zip(training["design"], training["parameters"], strict=True))
+    columns, paper = {}, paper_avg_iou()
+    for method, design in FUSION_DESIGNS.items():
+        size = f", {int(count[design])} parameters" if design in count else ""
+        columns[method] = f"{design} design ({method}{size})"
+    benchmarks = list(dict.fromkeys(scores.index.get_level_values("benchmark")))
+    table = pd.DataFrame(
+        {
+            name: [scores.get((benchmark, method), np.nan) for benchmark in benchmarks]
+            for method, name in columns.items()
+        },
+        index=pd.Index(benchmarks, name="benchmark"),
+    )
+    paper_name, release_name = columns.values()
+    table[f"{DIFFERENCE} (release - paper)"] = table[release_name] - table[paper_name]
+    table[f"{paper_numbers.PAPER}, Ours-Joint"] = [paper.get((b, "Ours-Joint"), np.nan) for b in benchmarks]
+    return table
+
+
+def fusion_design_sentence(table: pd.DataFrame) -> str:
+    """One sentence, computed from `fusion_design_table`, on what the release's design changes."""
+    if table.empty:
+        return "This run wrote no benchmark table, so the two designs cannot be compared."
+    difference = table.iloc[:, 2]
+    each = [f"{_points(value)} on {benchmark}" for benchmark, value in difference.items()]
+    better = int((difference > 0).sum())
+    return (
+        f"The release's design instead of the paper's changes Ours-Joint by {', '.join(each)}: "
+        f"it scores higher on {better} of {difference.notna().sum()} benchmarks in this run."
+    )
+
+
+QUALITY_COLUMNS = ["frames_kept", "jaccard_sample", "jaccard_all", "paper_jaccard"]
+FULL_PIPELINE = "all steps"
+
+
+def quality_ablation(label: str) -> pd.DataFrame | None:
+    """Run `label`'s pseudo-label quality study (`pseudo_label_quality.csv`): per variant of the
+    filters, the frames it keeps and their Jaccard against the true masks, with the difference from
+    the full pipeline's `jaccard_all`; None when the run has no quality study."""
+    table = result_table(label, "pseudo_label_quality")
+    if table is None:
+        return None
+    table = table.set_index("variant")[QUALITY_COLUMNS]
+    table[f"{DIFFERENCE} (jaccard_all)"] = table["jaccard_all"] - table.loc[FULL_PIPELINE, "jaccard_all"]
+    return table
+
+
+def quality_sentence(table: pd.DataFrame) -> str:
+    """One sentence, computed from `quality_ablation`, on what switching each filter off does."""
+    full = table.loc[FULL_PIPELINE]
+    parts = []
+    for name, row in table.drop(index=FULL_PIPELINE).iterrows():
+        ratio = row["frames_kept"] / full["frames_kept"] if full["frames_kept"] else float("nan")
+        parts.append(
+            f"“{name}” keeps {int(row['frames_kept'])} frames ({ratio:.1f}x) at "
+            f"{_points(row['jaccard_all'] - full['jaccard_all'])}"
+        )
+    paper = ""
+    if "all steps, before pruning" in table.index:
+        row = table.loc["all steps, before pruning"]
+        paper = (
+            f" (the paper: {row['paper_jaccard'] - full['paper_jaccard']:+.1f} J points before pruning, "
+            f"ours {row['jaccard_all'] - full['jaccard_all']:+.1f})"
+        )
+    return (
+        f"Against the {int(full['frames_kept'])} frames and {full['jaccard_all']:.1f} Jaccard of every "
+        f"filter on: " + "; ".join(parts) + paper + "."
+    )
+
+
+def funnel_comparison(base: str, changed: str) -> pd.DataFrame | None:
+    """The pseudo-label funnel (frames left after each step) of run `base` beside run `changed`."""
+    tables = {label: result_table(label, "pseudo_label_funnel") for label in (base, changed)}
+    if any(table is None for table in tables.values()):
+        return None
+    return pd.DataFrame({label: table.set_index("stage")["frames"] for label, table in tables.items()})
+
+
+def own_ablations(cfg: Profile, name: str = paper_numbers.TABLE1) -> pd.DataFrame:
+    """Average J on one benchmark table of every run of this profile in this checkout's results
+    (the profile's own and every ablation of it, `<profile>+...`) beside the paper's: one row per
+    method, one column per run."""
+    paper = paper_numbers.paper_table(name)
+    columns = {paper_numbers.PAPER: paper[paper["column"] == paper_numbers.AVG].set_index("method")["value"]}
+    for label in _labels(results_root(), name):
+        if label == cfg.name or label.startswith(cfg.name + "+"):
+            table = pd.read_csv(results_root() / label / f"{name}.csv")
+            columns[label] = table[table["column"] == paper_numbers.AVG].set_index("method")["value"]
+    from fusionseg.evaluate import METHODS
+
+    table = pd.DataFrame(columns)
+    return table.reindex([m for m in METHODS if m in table.index])
 
 
 # ------------------------------------------------------------------------------------------------
