@@ -224,7 +224,9 @@ def test_book_pages_offer_their_notebook_and_hide_the_injected_parameters(tmp_pa
         page = (site / f"{name}.html").read_text()
         assert "download-buttons" in page, name
         links = re.findall(r'href="(_sources/[^"]+)"', page)
-        assert links == [f"_sources/{name}.ipynb"], (name, links)  # relative: it opens from file://
+        # relative links: they open from file://; the executed notebook and the chapter's text source
+        assert links == [f"_sources/{name}.ipynb", f"_sources/{name}.md"], (name, links)
+        assert (site / links[1]).read_text().startswith("---\njupytext:"), name
         notebook = nbformat.read(site / links[0], as_version=4)
         assert "papermill" in notebook.metadata, name  # the executed notebook, with its outputs
         assert 'class="cell tag_injected-parameters' in page, name
