@@ -53,7 +53,13 @@ from tqdm import tqdm
 
 from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
-from fusionseg.results import hardware, library_versions, reference_root, results_root, start_recording
+from fusionseg.results import (
+    hardware,
+    library_versions,
+    reference_root,
+    results_root,
+    start_recording,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

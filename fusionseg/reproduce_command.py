@@ -9,6 +9,7 @@ import time
 from fusionseg import pipeline
 from fusionseg import profiles as profiles_module
 from fusionseg.io import DataError
+from fusionseg.results import add_record_argument
 from fusionseg.stages import log
 
 
@@ -39,12 +40,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "flow cache, then stop: spreads the ImageNet VID flow over a cluster's job array; a later run "
         "without --shard finds it cached",
     )
-    parser.add_argument(
-        "--record",
-        action="store_true",
-        help="write the committed reference results/<label>/ (clean checkouts only); "
-        "by default a run's tables go to runs/results/<label>/",
-    )
+    add_record_argument(parser)
 
 
 def run_command(args: argparse.Namespace) -> int:

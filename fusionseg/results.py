@@ -76,6 +76,16 @@ def recording() -> bool:
     return results_root().resolve() == reference_root().resolve()
 
 
+def add_record_argument(parser: Any) -> None:
+    """The `--record` option of the commands that write results (reproduce, book, bench)."""
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the committed reference under results/ (clean checkouts only); "
+        "by default a run's tables go to runs/results/",
+    )
+
+
 def start_recording() -> None:
     """Point this process (and the notebooks it starts) at the committed reference ledger.
 

@@ -47,9 +47,11 @@ def benchmark_root() -> Path:
 
 @pytest.fixture()
 def results_tmp(tmp_path, monkeypatch) -> Path:
-    """Redirect the results ledger to a temporary folder for the test."""
+    """Redirect the results ledger to a temporary folder for the test: both the committed reference
+    and a run's own tables (the test's run records the reference, as `--record` does)."""
     root = tmp_path / "results"
     monkeypatch.setenv("FUSIONSEG_RESULTS", str(root))
+    monkeypatch.setenv("FUSIONSEG_REFERENCE", str(root))
     return root
 
 
@@ -62,3 +64,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Headless Chromium as the browser tests start it: no GPU, no sandbox (root in CI), and none of the
+# background connections a closed network refuses.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]

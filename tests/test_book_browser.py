@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM_FLAGS
 from test_book import build_smoke_book
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,14 +23,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
+    *CHROMIUM_FLAGS,
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--virtual-time-budget=10000",  # let scripts (MathJax) finish before the DOM dump or screenshot
 ]

@@ -32,20 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "lab" / "jupyter_lab_config.py"
 CHAPTER = "book/02_appearance_stream.md"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
+LAB_CHROMIUM_FLAGS = [
+    *CHROMIUM_FLAGS,
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no name resolves: only the local server
 ]
 
@@ -241,7 +235,7 @@ def test_book_pages_offer_their_notebook_and_hide_the_injected_parameters(tmp_pa
     probe.write_text(PROBE.format(page=(site / "02_appearance_stream.html").as_uri()))
     command = [
         str(CHROMIUM),
-        *CHROMIUM_FLAGS,
+        *LAB_CHROMIUM_FLAGS,
         "--allow-file-access-from-files",  # lets the probe read the page's computed styles
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=10000",
@@ -346,7 +340,7 @@ def test_the_chapter_shows_as_a_notebook_in_a_browser(lab, chapter_copy, tmp_pat
     screenshot = tmp_path / "lab.png"
     command = [
         str(CHROMIUM),
-        *CHROMIUM_FLAGS,
+        *LAB_CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1280,900",
         "--virtual-time-budget=30000",  # JupyterLab renders client-side: let its scripts run first

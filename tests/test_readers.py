@@ -116,6 +116,26 @@ def test_segtrack_without_image_sets_lists_folders(tmp_path):
     assert [(v.name, len(v)) for v in videos] == [("birdfall", 3), ("bmx", 2), ("worm", 2)]
 
 
+def test_a_partial_segtrack_copy_reads_as_the_subset_it_is(tmp_path):
+    import shutil
+
+    from fusionseg.data.segtrack import present_sequences
+    from fusionseg.data.verify import verify_dataset
+
+    write_segtrack(tmp_path)
+    shutil.rmtree(tmp_path / "JPEGImages" / "bmx")  # a partial download: listed, not there
+    assert present_sequences(tmp_path) == (["birdfall", "worm"], ["bmx"])
+    with pytest.warns(UserWarning, match="2 of 3 sequences present .*missing: bmx"):
+        videos = load_videos("segtrack", tmp_path)
+    assert [v.name for v in videos] == ["birdfall", "worm"]
+    report = verify_dataset("segtrack", tmp_path, expect_subset=True)
+    assert "2 of 3 sequences present (birdfall, worm); missing: bmx" in report.notes
+    for name in ("birdfall", "worm"):
+        shutil.rmtree(tmp_path / "JPEGImages" / name)
+    with pytest.raises(DataError, match="none of the 3 listed SegTrack-v2 sequences"):
+        load_videos("segtrack", tmp_path)
+
+
 def test_segtrack_orphan_and_missing_ground_truth(tmp_path):
     write_segtrack(tmp_path)
     orphan = tmp_path / "GroundTruth" / "birdfall" / "birdfall_00007.png"

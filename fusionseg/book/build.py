@@ -42,7 +42,7 @@ import yaml
 from fusionseg import profiles
 from fusionseg.io import REPO_ROOT, DataError, write_json
 from fusionseg.profiles import parse_overrides
-from fusionseg.results import Provenance, results_dir
+from fusionseg.results import Provenance, add_record_argument, results_dir
 
 BOOK_DIR = REPO_ROOT / "book"
 LIBRARY_DIR = REPO_ROOT / "fusionseg"
@@ -664,12 +664,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--no-html", action="store_true", help="execute the notebooks but do not render the HTML"
     )
     parser.add_argument("--build-dir", type=Path, default=None, help="output folder (default: book/_build)")
-    parser.add_argument(
-        "--record",
-        action="store_true",
-        help="write the committed reference results/<label>/ (clean checkouts only); "
-        "by default a run's tables go to runs/results/<label>/",
-    )
+    add_record_argument(parser)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -13,10 +13,15 @@ Frames come from ImageSets/<seq>.txt when present (else the folder listing, in n
 are matched to ground truth by file stem, whatever the extensions. A frame's `mask_paths` holds one
 path per object that has a mask there; decoding ORs them (any channel > 0 is foreground), because
 the paper treats all objects as one foreground.
+
+A partial copy (some sequences of ImageSets/all.txt without their JPEGImages/<seq>/ folder, e.g. a
+partial download) is read as the subset it is: `present_sequences` says which, `load_segtrack` loads
+the present ones and warns "N of 14 sequences present", and `fusionseg data verify segtrack` reports it.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from fusionseg.data._files import check_pairs, describe, list_by_stem, list_subdirs, natural_key, require_dir
@@ -73,8 +78,29 @@ def load_sequence(root: Path, name: str) -> Video:
     return Video(name=name, frames=frames, mask_rule=nonzero_is_foreground, dataset="segtrack")
 
 
+def present_sequences(root: Path) -> tuple[list[str], list[str]]:
+    """(present, missing): the listed sequences with and without their JPEGImages/<seq>/ folder."""
+    listed = list_sequences(root)
+    present = [name for name in listed if (Path(root) / "JPEGImages" / name).is_dir()]
+    return present, [name for name in listed if name not in present]
+
+
 def load_segtrack(root: Path, split: str = "all") -> list[Video]:
-    """All SegTrack-v2 sequences (the dataset has no splits; "all" is the only one)."""
+    """Every SegTrack-v2 sequence present (the dataset has no splits; "all" is the only one).
+
+    Listed sequences whose frame folder is absent are left out with a warning that names them; a copy
+    with none of them is an error."""
     if split not in SPLITS:
         raise DataError(f"SegTrack-v2 has splits {SPLITS}, not {split!r}")
-    return [load_sequence(root, name) for name in list_sequences(root)]
+    present, missing = present_sequences(root)
+    if not present:
+        raise DataError(
+            f"{Path(root) / 'JPEGImages'}: none of the {len(missing)} listed SegTrack-v2 sequences is there"
+        )
+    if missing:
+        warnings.warn(
+            f"SegTrack-v2 at {root}: {len(present)} of {len(present) + len(missing)} sequences present "
+            f"({', '.join(present)}); missing: {', '.join(missing)}",
+            stacklevel=2,
+        )
+    return [load_sequence(root, name) for name in present]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -212,10 +213,22 @@ def _check_youtube_objects(report: Report, split: str, videos: list[Video]) -> N
         report.warnings.append(f"{len(empty)} shot(s) without any label:{describe(empty)}")
 
 
-EXTRA_CHECKS = {"davis": _check_davis, "youtube_objects": _check_youtube_objects}
-
-
 # --- driver --------------------------------------------------------------------------------------------------
+
+
+def _check_segtrack(report: Report, split: str, videos: list[Video]) -> None:
+    """Say plainly which of the listed sequences a partial copy holds."""
+    from fusionseg.data.segtrack import present_sequences
+
+    present, missing = present_sequences(report.root)
+    if missing:
+        report.notes.append(
+            f"{len(present)} of {len(present) + len(missing)} sequences present ({', '.join(present)}); "
+            f"missing: {', '.join(missing)}"
+        )
+
+
+EXTRA_CHECKS = {"davis": _check_davis, "youtube_objects": _check_youtube_objects, "segtrack": _check_segtrack}
 
 
 def verify_dataset(
@@ -233,7 +246,9 @@ def verify_dataset(
     for split in splits or list(EXPECTED[dataset]):
         try:
             if dataset in VIDEO_READERS:
-                data: list[Video] | ImageSet = load_videos(dataset, root, split)
+                with warnings.catch_warnings():  # a subset is reported below, not warned about
+                    warnings.simplefilter("ignore")
+                    data: list[Video] | ImageSet = load_videos(dataset, root, split)
             else:
                 data = load_image_set(dataset, root, split)
         except DataError as exc:
