@@ -259,8 +259,8 @@ def test_an_ablation_table_and_its_sentence_come_from_the_numbers(ledger_tmp):
     variant = "mini+flow_method=deepflow"
     _ledger(ledger_tmp, variant, {paper_numbers.TABLE1: {"Ours-M": 43.25, "Ours-Joint": 49.0}})
     table = notebook.ablation_table("mini", variant)
-    assert list(table.columns) == ["mini", variant, "difference", paper_numbers.PAPER]
-    assert table.loc[("DAVIS 2016", "Ours-M"), "difference"] == pytest.approx(3.25)
+    assert list(table.columns) == ["mini", variant, "change", paper_numbers.PAPER]
+    assert table.loc[("DAVIS 2016", "Ours-M"), "change"] == pytest.approx(3.25)
     assert table.loc[("DAVIS 2016", "Ours-Joint"), paper_numbers.PAPER] == 71.51
     sentence = notebook.change_sentence(table, "DeepFlow instead of DIS", ["Ours-M", "Ours-Joint"])
     assert sentence.startswith(
@@ -268,6 +268,8 @@ def test_an_ablation_table_and_its_sentence_come_from_the_numbers(ledger_tmp):
     )
     assert "Ours-Joint by -1.0 J points" in sentence and "largest change is Ours-M" in sentence
     assert "nothing to compare" in notebook.change_sentence(table.iloc[:0], "x", ["Ours-M"])
+    assert notebook.ablation_table("mini", "no-such-run")["change"].isna().all()
+    assert notebook.ablation_table("none", "no-such-run").empty
     _ledger(ledger_tmp, "smoke", {paper_numbers.TABLE1: {"Ours-M": 10.0}})  # another profile: left out
     runs = notebook.own_ablations(profiles.resolve("mini"))
     assert list(runs.columns) == [paper_numbers.PAPER, "mini", variant]
@@ -306,7 +308,7 @@ def test_the_quality_ablation_compares_each_filter_with_the_full_pipeline(ledger
     columns = ["variant", "frames_kept", "frames_sampled", "jaccard_sample", "jaccard_all", "paper_jaccard"]
     pd.DataFrame(rows, columns=columns).to_csv(ledger_tmp / "mini" / "pseudo_label_quality.csv", index=False)
     table = notebook.quality_ablation("mini")
-    assert table.loc["without box test", "difference (jaccard_all)"] == pytest.approx(-32.0)
+    assert table.loc["without box test", "change (jaccard_all)"] == pytest.approx(-32.0)
     sentence = notebook.quality_sentence(table)
     assert "“without box test” keeps 294 frames (3.5x) at -32.0 J points" in sentence
     assert "(the paper: -7.6 J points before pruning, ours -12.0)" in sentence

@@ -450,7 +450,7 @@ BENCHMARKS = {
     paper_numbers.TABLE2: "YouTube-Objects",
     paper_numbers.TABLE3: "SegTrack-v2",
 }
-DIFFERENCE = "difference"
+DIFFERENCE = "change"  # a short header: the tables are read at 1280 px
 
 
 def variant(cfg: Profile, overrides: dict[str, Any]) -> Profile:
@@ -468,7 +468,16 @@ def avg_iou(label: str, tables: Sequence[str] = tuple(BENCHMARKS)) -> pd.Series:
             continue
         for row in table[table["column"] == paper_numbers.AVG].itertuples(index=False):
             rows[(BENCHMARKS.get(name, name), row.method)] = float(row.value)
-    index = pd.MultiIndex.from_tuples(list(rows), names=["benchmark", "method"])
+    return _by_benchmark_and_method(rows)
+
+
+def _by_benchmark_and_method(rows: dict[tuple[str, str], float]) -> pd.Series:
+    names = ["benchmark", "method"]
+    index = (
+        pd.MultiIndex.from_tuples(list(rows), names=names)
+        if rows
+        else pd.MultiIndex.from_arrays([[], []], names=names)
+    )
     return pd.Series(list(rows.values()), index=index, dtype=float)
 
 
@@ -479,8 +488,7 @@ def paper_avg_iou(tables: Sequence[str] = tuple(BENCHMARKS)) -> pd.Series:
         table = paper_numbers.paper_table(name)
         for row in table[table["column"] == paper_numbers.AVG].itertuples(index=False):
             rows[(BENCHMARKS.get(name, name), row.method)] = float(row.value)
-    index = pd.MultiIndex.from_tuples(list(rows), names=["benchmark", "method"])
-    return pd.Series(list(rows.values()), index=index, dtype=float)
+    return _by_benchmark_and_method(rows)
 
 
 def ablation_table(base: str, changed: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
@@ -502,6 +510,10 @@ def _points(value: float) -> str:
     return "no number" if pd.isna(value) else f"{value:+.1f} J points"
 
 
+def _score(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.1f}"
+
+
 def change_sentence(table: pd.DataFrame, what: str, methods: Sequence[str]) -> str:
     """One sentence, computed from an `ablation_table`, on what `what` changes for each of `methods`
     on each benchmark, e.g. "DeepFlow instead of DIS changes Ours-M by +1.2 J points on DAVIS 2016
@@ -513,7 +525,7 @@ def change_sentence(table: pd.DataFrame, what: str, methods: Sequence[str]) -> s
         if rows is None or rows.empty:
             continue
         each = [
-            f"{_points(row[DIFFERENCE])} on {benchmark} ({row[base]:.1f} → {row[changed]:.1f})"
+            f"{_points(row[DIFFERENCE])} on {benchmark} ({_score(row[base])} → {_score(row[changed])})"
             for benchmark, row in rows.iterrows()
         ]
         parts.append(f"{method} by " + ", ".join(each))
