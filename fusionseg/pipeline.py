@@ -43,7 +43,7 @@ import pandas as pd
 
 from fusionseg.data.types import Video
 from fusionseg.evaluate import TABLES
-from fusionseg.io import DataError
+from fusionseg.io import DataError, write_json
 from fusionseg.profiles import Profile
 from fusionseg.results import listing_fingerprint
 from fusionseg.stages import (
@@ -253,7 +253,10 @@ def _flow_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str
     videos = _all_videos(profile)
     cache = flow_cache(profile)
     compute_videos(videos, profile.flow_method, None, cache, workers=1)
-    return {"cache": str(cache.root)}, {"videos": len(videos), "frames": sum(len(v) for v in videos)}
+    # the output lists this run's folders of the shared cache, which other runs add to harmlessly
+    listing = stage_dir(profile, "flow") / "videos.json"
+    write_json(listing, [str(cache.folder(video, profile.flow_method)) for video in videos])
+    return {"videos": str(listing)}, {"videos": len(videos), "frames": sum(len(v) for v in videos)}
 
 
 def flow_shard(profile: Profile, shard: tuple[int, int]) -> int:
@@ -465,9 +468,7 @@ def _flow_baselines_parameters(profile: Profile) -> dict[str, Any]:
     return {"runs": runs, "flow_params": flow_params, "default_saliency": DEFAULT_SALIENCY} | METHOD_NOTES
 
 
-def _flow_baselines_body(
-    profile: Profile, deps: dict[str, StageResult]
-) -> tuple[dict[str, str], dict[str, Any]]:
+def _flow_baselines_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict]:
     from fusionseg.baselines import score_variants, variant_file, variant_table, write_csv
     from fusionseg.results import results_dir
 
