@@ -664,6 +664,18 @@ def stage_timings(profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _short_commit(commit: str) -> str:
+    return commit[:7] + (" (dirty)" if commit.endswith("+dirty") else "")
+
+
+def profiles_table() -> pd.DataFrame:
+    """The profiles' main settings, one column per profile (chapter 0; every field: `fusionseg.profiles`)."""
+    shown = ["description", "data", "backbone", "output_stride", "iterations", "crop_size", "batch_size",
+             "fusion_iterations", "flow_method", "device"]  # fmt: skip
+    rows = {name: {field: getattr(profile, field) for field in shown} for name, profile in PROFILES.items()}
+    return pd.DataFrame(rows)
+
+
 def provenance_table() -> pd.DataFrame:
     """One row per provenance record in `results/*/provenance/*.json`: what ran, where, how long."""
     rows = []
@@ -677,10 +689,10 @@ def provenance_table() -> pd.DataFrame:
                     "stage": record.get("stage", path.stem),
                     "wall_time_s": record.get("wall_time_s"),
                     "peak_memory_mb": record.get("peak_memory_mb"),
-                    "git_commit": str(record.get("git_commit", ""))[:12],
-                    "data_fingerprint": record.get("data_fingerprint"),
-                    "hardware": hardware.get("cuda") or hardware.get("processor"),
-                    "finished_at": record.get("finished_at"),
+                    "commit": _short_commit(str(record.get("git_commit", ""))),
+                    "data": (record.get("data_fingerprint") or "")[:8],
+                    "hardware": " ".join(str(hardware.get("cuda") or hardware.get("processor")).split()[:3]),
+                    "finished": str(record.get("finished_at", ""))[:10],
                 }
             )
     return pd.DataFrame.from_records(rows)
