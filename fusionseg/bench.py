@@ -967,27 +967,26 @@ def book_runs(record: dict[str, Any]) -> list[BookRun]:
     ]
 
 
-def flow_figure(record: dict[str, Any]) -> Figure:
-    """Horizontal bars (log scale) of `flow_table`: the flow figure shown in the appendix 'Performance'."""
+def _frames_per_second_bars(table: pd.DataFrame, title: str, height: float) -> Figure:
+    """Horizontal bars of a frames/s table, on a log scale."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3))
-    flow_table(record).plot.barh(ax=ax, logx=True)
+    fig, ax = plt.subplots(figsize=(7, height))
+    table.plot.barh(ax=ax, logx=True)
     ax.set_xlabel("frames/s (log scale)")
-    ax.set_title("optical flow")
+    ax.set_title(title)
     return fig
+
+
+def flow_figure(record: dict[str, Any]) -> Figure:
+    """Horizontal bars (log scale) of `flow_table`: the flow figure shown in the appendix 'Performance'."""
+    return _frames_per_second_bars(flow_table(record), "optical flow", 3)
 
 
 def inference_figure(record: dict[str, Any]) -> Figure:
     """Horizontal bars (log scale) of `inference_fps_table`: the inference figure shown in the
     appendix 'Performance'."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    inference_fps_table(record).plot.barh(ax=ax, logx=True)
-    ax.set_xlabel("frames/s (log scale)")
-    ax.set_title("one stream's forward pass")
-    return fig
+    return _frames_per_second_bars(inference_fps_table(record), "one stream's forward pass", 3.2)
 
 
 def joint_stages_figure(record: dict[str, Any]) -> Figure:
