@@ -6,8 +6,8 @@ A `Stage` is a name, the stages it depends on, a function that gives its paramet
 
 - Its outputs live in `profile.work_dir()/<stage>/` beside `stage.json`, whose `key` hashes the
   stage's parameters, the keys of the stages it depends on, and `Chain.version`.
-- A stage whose stamp has the same key, says `complete` and whose outputs exist is skipped
-  ("cached"). A changed key empties the stage's folder and recomputes it, and so every stage
+- A stage whose stamp has the same key, says `complete` and whose outputs still match the
+  fingerprints the stamp recorded is skipped ("cached"); damaged outputs are recomputed. A changed key empties the stage's folder and recomputes it, and so every stage
   downstream (their keys contain it). `force` recomputes a stage and everything downstream.
 - An interrupted stage (a stamp with the same key, not complete) resumes: its body finds what it
   already wrote (training checkpoints, videos already done) and goes on from there.
@@ -310,8 +310,7 @@ def _reuse(
         parameters=parameters
         | {"key": key, "profile": profile.as_dict(), "info": info}
         | {"reused_from": source_label, "compute_time_s": compute_s},
-        data_fingerprint=(deps["data"].info.get("fingerprint") if "data" in deps else None)
-        or info.get("fingerprint"),
+        data_fingerprint=_data_fingerprint(deps, info),
         outputs=list(outputs.values()),
         wall_time_s=seconds,
     )
@@ -319,6 +318,11 @@ def _reuse(
     write_json(stamp_path(profile, name), stamp)
     log(f"{name:<14} reused from {source_label} in {seconds:.1f} s (computing it took {compute_s:.1f} s)")
     return StageResult(name, folder, key, "reused", outputs, seconds, info, compute_s)
+
+
+def _data_fingerprint(deps: dict[str, StageResult], info: dict[str, Any]) -> str | None:
+    """The data fingerprint a provenance record names: the data stage's, or the stage's own."""
+    return (deps["data"].info.get("fingerprint") if "data" in deps else None) or info.get("fingerprint")
 
 
 def _short(value: Any) -> str:
@@ -331,13 +335,12 @@ def _timed_run(
     """Run the stage's body with a provenance record (wall time, peak memory) in the results ledger."""
     from fusionseg.results import Provenance, timed_stage
 
-    fingerprint = deps["data"].info.get("fingerprint") if "data" in deps else None
     provenance = Provenance(
         stage=stage.name, profile=profile.label, command=command_line(profile), parameters=parameters
     )
     with timed_stage(provenance):
         outputs, info = stage.body(profile, deps)
-        provenance.data_fingerprint = fingerprint or info.get("fingerprint")
+        provenance.data_fingerprint = _data_fingerprint(deps, info)
         provenance.parameters = parameters | {"key": key, "profile": profile.as_dict(), "info": info}
         provenance.outputs = [str(path) for path in outputs.values()]
     seconds = provenance.wall_time_s or 0.0  # timed_stage's clock: the stamp and the provenance agree

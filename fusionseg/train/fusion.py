@@ -156,9 +156,6 @@ def load_fusion_data(path: Path) -> FusionData:
     return FusionData(**torch.load(path, weights_only=True))
 
 
-DESIGNS = {"paper": "PaperFusion", "release": "ReleaseFusion"}
-
-
 def train_designs(
     data: FusionData, iterations: int, batch_size: int, lr: dict[str, float], seed: int, folder: Path
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
@@ -166,12 +163,12 @@ def train_designs(
 
     Returns the weights' paths per design and one row per design for the `fusion_training` table
     (parameters, frames, iterations, first loss, mean of the last 10 losses)."""
-    from fusionseg import models
+    from fusionseg.models import PaperFusion, ReleaseFusion
 
     paths, rows = {}, []
-    for design, class_name in DESIGNS.items():
+    for design, module_type in (("paper", PaperFusion), ("release", ReleaseFusion)):
         torch.manual_seed(seed)
-        module = getattr(models, class_name)()
+        module = module_type()
         losses = train_fusion(module, data, iterations, batch_size, lr[design], seed=seed)
         path = Path(folder) / f"{design}.pt"
         config = {"kind": "fusion", "fusion": design, "frames": len(data), "final_loss": losses[-1]}
