@@ -251,7 +251,7 @@ def test_fusionseg_statistics_from_published_per_frame_values(benchmark_root, da
             )
 
 
-def test_published_all_50_matches_design_card(benchmark_root):
+def test_published_all_50_matches_the_leaderboard(benchmark_root):
     """All 50 sequences (the leaderboard's trainval entry): J mean 0.716 and F mean 0.658, the set
     the paper's Table 1 averages over."""
     published = read_published_summary(benchmark_root, "trainval")

@@ -1,4 +1,5 @@
-"""The transcribed paper numbers agree with the paper's text (../shared/paper/fusionseg_cvpr2017.txt)."""
+"""The transcribed paper numbers agree with the paper's text, when a copy of it is found (a `paper/` folder
+beside the data folder, or beside the checkout); otherwise the test skips and says so."""
 
 from __future__ import annotations
 
