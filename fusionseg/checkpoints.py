@@ -160,7 +160,10 @@ def load_stream(
     state = load_checkpoint(path)
     config = state.get("config") or {}
     model = build_stream(
-        config.get("backbone", backbone), int(config.get("output_stride", output_stride)), pretrained=False
+        config.get("backbone", backbone),
+        int(config.get("output_stride", output_stride)),
+        pretrained=False,
+        decoder=config.get("decoder", "none"),
     )
     try:
         model.load_state_dict(model_state(state))

@@ -154,6 +154,7 @@ def train_config(profile: Profile, folder: Path) -> Any:
         crop_size=profile.crop_size,
         backbone=profile.backbone,
         output_stride=profile.output_stride,
+        decoder=profile.decoder,
         pretrained=True,
         seed=profile.seed,
         # data loading in this process: a forked loader worker can deadlock once OpenCV's thread

@@ -55,6 +55,13 @@ def test_folded_lite0_stream_matches_the_unfolded_one(output_stride):
     check_folding(build_stream("lite0", output_stride, pretrained=False), x)
 
 
+def test_folded_lite0_stream_with_decoder_matches_the_unfolded_one():
+    x = torch.rand(1, 3, 72, 104, generator=torch.Generator().manual_seed(0))
+    net = build_stream("lite0", 16, pretrained=False, decoder="skip4")
+    torch.nn.init.normal_(net.decoder.refine[-1].weight, std=0.1)  # a trained decoder is not zero
+    check_folding(net, x)
+
+
 def test_folded_resnet101_stream_matches_the_unfolded_one():
     torch.manual_seed(0)
     x = torch.rand(1, 3, 41, 57, generator=torch.Generator().manual_seed(1))

@@ -253,3 +253,57 @@ def test_stream_trains_one_step():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="lite0"):
         build_stream("vgg16")
+
+
+# --- the stride-4 decoder ----------------------------------------------------------------------
+
+
+# ResNet's sizes are one larger: the release's Caffe pooling rounds up (49 -> 25 after the max pool)
+@pytest.mark.parametrize(
+    ("backbone", "low_size", "high_size"), [("lite0", (24, 32), (6, 8)), ("resnet101", (25, 33), (7, 9))]
+)
+def test_low_level_features_are_at_stride_4(backbone, low_size, high_size):
+    net = build_stream(backbone, 16, pretrained=False).eval()
+    with torch.no_grad():
+        low, high = net.backbone.features_and_low_level(torch.rand(1, 3, 96, 128))
+    assert low.shape == (1, net.backbone.low_level_channels, *low_size)
+    assert high.shape[-2:] == high_size
+
+
+def test_untrained_decoder_returns_the_heads_prediction_upsampled():
+    """The decoder's last conv starts at zero: before training it changes nothing but the grid."""
+    plain = build_stream("lite0", 16, pretrained=True).eval()
+    decoded = build_stream("lite0", 16, pretrained=True, decoder="skip4").eval()
+    decoded.head.load_state_dict(plain.head.state_dict())
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        low, high = plain.backbone.features_and_low_level(plain.preprocess(x))
+        head_on_stride_4 = torch.nn.functional.interpolate(
+            plain.head(high), size=low.shape[-2:], mode="bilinear", align_corners=False
+        )
+        expected = torch.nn.functional.interpolate(
+            head_on_stride_4, size=(96, 128), mode="bilinear", align_corners=False
+        )
+        torch.testing.assert_close(decoded(x), expected)
+
+
+def test_decoder_learns_at_the_heads_rates():
+    net = build_stream("lite0", 16, pretrained=False, decoder="skip4").train()
+    groups = net.param_groups(lr=1e-3)
+    decoder_ids = {id(p) for p in net.decoder.parameters()}
+    head_ids = {id(p) for g in groups[1:] for p in g["params"]}
+    assert decoder_ids <= head_ids
+    assert not decoder_ids & {id(p) for p in groups[0]["params"]}
+    in_groups = {id(p) for g in groups for p in g["params"]}
+    assert in_groups == {id(p) for p in net.parameters() if p.requires_grad}
+    optimizer = torch.optim.SGD(groups, momentum=0.9)
+    last = net.decoder.refine[-1].weight
+    loss = torch.nn.functional.cross_entropy(net(torch.rand(2, 3, 64, 64)), torch.randint(0, 2, (2, 64, 64)))
+    loss.backward()
+    optimizer.step()
+    assert last.abs().sum() > 0
+
+
+def test_unknown_decoder():
+    with pytest.raises(ValueError, match="skip4"):
+        build_stream("lite0", 16, pretrained=False, decoder="unet")

@@ -237,7 +237,7 @@ def test_train_fusion_learns_from_precomputed_logits():
     assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:20])
 
 
-def test_train_command_on_a_pairs_folder_writes_loadable_weights(tmp_path, capsys):
+def test_train_command_on_a_pairs_folder_writes_weights_that_load_as_trained(tmp_path, capsys):
     from fusionseg.checkpoints import load_stream
     from fusionseg.cli import main
 
@@ -248,13 +248,14 @@ def test_train_command_on_a_pairs_folder_writes_loadable_weights(tmp_path, capsy
     out = tmp_path / "run"
     args = ["--pairs", str(tmp_path / "pairs"), "--out", str(out), "--iterations", "2", "--batch-size", "2"]
     args += ["--crop", "32", "--no-pretrained", "--workers", "0", "--fp32", "--checkpoint-every", "1"]
-    assert main(["train", *args]) == 0
+    assert main(["train", *args, "--decoder", "skip4"]) == 0
     assert f"weights: {out / 'model.pt'}" in capsys.readouterr().out
     assert sorted(p.name for p in out.glob("checkpoint-*.pt")) == [
         "checkpoint-0000001.pt",
         "checkpoint-0000002.pt",
     ]
     model = load_stream(out / "model.pt")
+    assert model.decoder is not None  # built as trained, from the weights file's config
     assert model(torch.rand(1, 3, 32, 48)).shape == (1, 2, 32, 48)
 
 

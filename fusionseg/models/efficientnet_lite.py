@@ -118,16 +118,26 @@ class EfficientNetLite0(nn.Module):
         self._conv_head = Conv2dSame(LITE0_STAGES[-1][3], HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
         self.out_channels = HEAD_CHANNELS
+        # the last block at stride 4 (stage 2's, 24 channels): the decoder's low-level features
+        self.low_level_block = LITE0_STAGES[0][4] + LITE0_STAGES[1][4] - 1
+        self.low_level_channels = LITE0_STAGES[1][3]
         if classifier:
             self._dropout = nn.Dropout(dropout)
             self._fc = nn.Linear(HEAD_CHANNELS, 1000)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Head features (N, 1280, ceil(H/os), ceil(W/os))."""
+        return self.features_and_low_level(x)[1]
+
+    def features_and_low_level(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stride-4 features of the last 24-channel block, head features): a decoder's two inputs."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        low = x
+        for index, block in enumerate(self._blocks):
             x = block(x)
-        return F.relu6(self._bn1(self._conv_head(x)))
+            if index == self.low_level_block:
+                low = x
+        return low, F.relu6(self._bn1(self._conv_head(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not hasattr(self, "_fc"):

@@ -71,6 +71,7 @@ class DeepLabResNet101(ResNet):
         del self.fc, self.avgpool
         self.output_stride = output_stride
         self.out_channels = 2048
+        self.low_level_channels = 256
         self.maxpool.ceil_mode = True
         # ResNet v1: res3a strides on its 1x1 conv (branch2a), not on the 3x3 (branch2b).
         res3a = self.layer2[0]
@@ -81,8 +82,12 @@ class DeepLabResNet101(ResNet):
             layer[0].conv2.padding = (dilation, dilation)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.features_and_low_level(x)[1]
+
+    def features_and_low_level(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(res2c at stride 4, 256 channels; res5c): a decoder's two inputs."""
+        low = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+        return low, self.layer4(self.layer3(self.layer2(low)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fusionseg.models.decoder import DECODERS, SkipDecoder
 from fusionseg.models.efficientnet_lite import EfficientNetLite0, Lite0Preprocess, lite0_imagenet_state
 from fusionseg.models.head import SegmentationHead, bilinear_upsample, caffe_interp_upsample, scaled_rates
 from fusionseg.models.resnet_deeplab import (
@@ -38,16 +39,28 @@ class StreamNet(nn.Module):
     in `train()` and its parameters do not require gradients.
     """
 
-    def __init__(self, preprocess: nn.Module, backbone: nn.Module, upsample: str, freeze_bn: bool = True):
+    def __init__(
+        self,
+        preprocess: nn.Module,
+        backbone: nn.Module,
+        upsample: str,
+        freeze_bn: bool = True,
+        decoder: str = "none",
+    ):
         super().__init__()
         if upsample not in ("caffe", "bilinear"):
             raise ValueError(f"upsample must be 'caffe' or 'bilinear', got {upsample!r}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.preprocess = preprocess
         self.backbone = backbone
         self.head = SegmentationHead(backbone.out_channels, scaled_rates(backbone.output_stride))
         self.output_stride: int = backbone.output_stride
         self.upsample = upsample
         self.freeze_bn = freeze_bn
+        self.decoder = (
+            SkipDecoder(backbone.out_channels, backbone.low_level_channels) if decoder == "skip4" else None
+        )
         if freeze_bn:
             for module in self.batchnorms():
                 module.requires_grad_(False)
@@ -64,7 +77,11 @@ class StreamNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = (x.shape[-2], x.shape[-1])
-        logits = self.head(self.backbone.features(self.preprocess(x)))
+        x = self.preprocess(x)
+        if self.decoder is not None:
+            low, high = self.backbone.features_and_low_level(x)
+            return bilinear_upsample(self.decoder(self.head(high), high, low), size)
+        logits = self.head(self.backbone.features(x))
         if self.upsample == "caffe":
             return caffe_interp_upsample(logits, self.output_stride, size)
         return bilinear_upsample(logits, size)
@@ -72,12 +89,14 @@ class StreamNet(nn.Module):
     def param_groups(self, lr: float, weight_decay: float = 5e-4) -> list[dict]:
         """SGD parameter groups with DeepLab's multipliers: backbone at `lr`; head weights at
         10 x lr; head biases at 20 x lr without weight decay (the release's prototxt convention).
-        Each group carries its `lr_mult` so a schedule can rescale it. Frozen parameters are left out.
+        The decoder, new like the head, learns at the head's rates. Each group carries its `lr_mult`
+        so a schedule can rescale it. Frozen parameters are left out.
         """
-        head_ids = {id(p) for p in self.head.parameters()}
-        trunk = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
-        head_w = [b.weight for b in self.head.branches]
-        head_b = [b.bias for b in self.head.branches]
+        new_convs = list(self.head.branches) + (self.decoder.convs() if self.decoder is not None else [])
+        new_ids = {id(p) for conv in new_convs for p in conv.parameters()}
+        trunk = [p for p in self.parameters() if p.requires_grad and id(p) not in new_ids]
+        head_w = [conv.weight for conv in new_convs]
+        head_b = [conv.bias for conv in new_convs]
         groups = [
             {"params": trunk, "lr": lr, "lr_mult": 1, "weight_decay": weight_decay},
             {
@@ -96,6 +115,7 @@ def build_stream(
     output_stride: int = 16,
     pretrained: bool | str | Path = True,
     freeze_bn: bool = True,
+    decoder: str = "none",
 ) -> StreamNet:
     """A stream network (appearance or motion; both are the same network).
 
@@ -111,12 +131,18 @@ def build_stream(
         starts fresh), or a whole stream's weights (a state dict with `head.*` keys, bare or
         under "model" as `fusionseg train` and `fusionseg import-caffe` write them), loaded as is;
       - False: random initialisation.
+    decoder: "none" (the release's head alone, the paper's network) or "skip4" (`SkipDecoder`: the
+    head's logits refined at stride 4 with the backbone's low-level features; our addition).
     Torchvision's ResNet weights expect its RGB mean/std input, so the stream switches from the
     release's Caffe preprocessing to that when it loads them.
     """
     if backbone == "lite0":
         net = StreamNet(
-            Lite0Preprocess(), EfficientNetLite0(output_stride, classifier=False), "bilinear", freeze_bn
+            Lite0Preprocess(),
+            EfficientNetLite0(output_stride, classifier=False),
+            "bilinear",
+            freeze_bn,
+            decoder,
         )
         if pretrained == "download":
             raise ValueError(
@@ -126,7 +152,7 @@ def build_stream(
             _load_pretrained(net, lite0_imagenet_state(None if pretrained is True else Path(pretrained)))
         return net
     if backbone == "resnet101":
-        net = StreamNet(CaffePreprocess(), DeepLabResNet101(output_stride), "caffe", freeze_bn)
+        net = StreamNet(CaffePreprocess(), DeepLabResNet101(output_stride), "caffe", freeze_bn, decoder)
         if pretrained is not False:
             _load_pretrained(net, resnet101_imagenet_state(None if pretrained is True else pretrained))
         return net

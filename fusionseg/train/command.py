@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fusionseg.io import DataError
+from fusionseg.models.decoder import DECODERS
 from fusionseg.train.fusion import run_fusion
 from fusionseg.train.stream import FolderPairs, ImageSetPairs, PairDataset, TrainConfig, train_stream
 
@@ -51,6 +52,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     parser.add_argument("--backbone", default=defaults.backbone, choices=["lite0", "resnet101"])
     parser.add_argument("--output-stride", type=int, default=defaults.output_stride, choices=[8, 16])
+    parser.add_argument(
+        "--decoder",
+        default=defaults.decoder,
+        choices=list(DECODERS),
+        help="none: the paper's head alone; skip4: refined at stride 4 with low-level features",
+    )
     init = parser.add_mutually_exclusive_group()
     init.add_argument("--no-pretrained", action="store_true", help="random backbone (no ImageNet weights)")
     init.add_argument(
@@ -76,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         flip=not args.no_flip,
         backbone=args.backbone,
         output_stride=args.output_stride,
+        decoder=args.decoder,
         pretrained=str(args.init) if args.init else not args.no_pretrained,
         freeze_bn=not args.train_bn,
         precision="fp32" if args.fp32 else "auto",

@@ -88,6 +88,7 @@ class TrainConfig:
     flip: bool = True
     backbone: str = "lite0"
     output_stride: int = 16
+    decoder: str = "none"  # build_stream's: "none" (the paper's head alone) or "skip4"
     pretrained: bool | str = True  # ImageNet backbone; a path: build_stream's weights file (e.g. a stream)
     freeze_bn: bool = True  # build_stream's: BatchNorm keeps its ImageNet statistics and affine
     precision: str = "auto"  # "auto" (bf16 where the hardware has it), "bf16" or "fp32"
@@ -322,7 +323,7 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
     """Train a stream network on (image, label map) pairs; return it (unwrapped, on its device).
 
     `model` defaults to `fusionseg.models.build_stream(config.backbone, config.output_stride,
-    config.pretrained, config.freeze_bn)`, built right after seeding torch with `config.seed` (a
+    config.pretrained, config.freeze_bn, config.decoder)`, built right after seeding torch with `config.seed` (a
     model passed in is initialised by the caller; under DDP rank 0's parameters are broadcast).
     Run under torchrun for several processes. Writes checkpoints every `checkpoint_every`
     iterations and at the end, then `<out_dir>/model.pt` (rank 0).
@@ -336,7 +337,9 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
     if model is None:
         from fusionseg.models import build_stream
 
-        model = build_stream(config.backbone, config.output_stride, config.pretrained, config.freeze_bn)
+        model = build_stream(
+            config.backbone, config.output_stride, config.pretrained, config.freeze_bn, config.decoder
+        )
     bf16 = use_bf16(config.precision, processes.device)
     # channels_last on a CPU (oneDNN's fast layout): a Lite0 step at 192 px, batch 8, fp32 took
     # 0.38 instead of 0.54 s on the quiet 2-core machine

@@ -1,0 +1,50 @@
+"""`fusionseg select-recipe`: variants are trained without the held-out images and scored on them."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from fusionseg import profiles
+from fusionseg.cli import main
+from fusionseg.recipe_search import split_training_set, variant_name
+
+
+def test_held_out_images_are_the_last_ones_and_never_trained_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
+    profile = profiles.resolve("smoke")
+    train, kept_out = split_training_set(profile, 5)  # runs the data stage: the world exists after it
+    whole = profile.image_set(*profile.plan.appearance)
+    assert len(kept_out) == 5 and len(train) == len(whole) - 5
+    assert kept_out.items == whole.items[-5:]
+    assert not {item.image_path for item in train.items} & {item.image_path for item in kept_out.items}
+    with pytest.raises(ValueError, match="--heldout"):
+        split_training_set(profile, len(whole))
+
+
+def test_variant_names():
+    assert variant_name({}) == "base"
+    assert variant_name({"decoder": "skip4", "pseudo_labels": {"flow_threshold": 20}}) == (
+        "decoder=skip4,pseudo_labels.flow_threshold=20"
+    )
+
+
+def test_select_recipe_writes_one_row_per_variant(
+    results_tmp, tmp_path, monkeypatch, one_torch_thread, capsys
+):
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
+    args = ["select-recipe", "--profile", "smoke", "--variant", "decoder=none", "--variant", "decoder=skip4"]
+    assert main([*args, "--iterations", "2", "--heldout", "4"]) == 0
+    table = pd.read_csv(results_tmp / "smoke" / "recipe_selection.csv")
+    assert list(table["variant"]) == ["decoder=none", "decoder=skip4"]
+    assert (table["heldout_images"] == 4).all() and (table["iterations"] == 2).all()
+    assert table["heldout_iou"].between(0, 1).all()
+    record = json.loads((results_tmp / "smoke" / "provenance" / "recipe_selection.json").read_text())
+    assert record["command"].startswith("fusionseg select-recipe --profile smoke")
+    weights = (
+        tmp_path / "runs" / "smoke" / "recipe_selection" / "decoder=skip4,iterations=2" / "train" / "model.pt"
+    )
+    assert weights.is_file()
+    assert "decoder=skip4" in capsys.readouterr().out
