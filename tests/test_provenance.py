@@ -88,12 +88,11 @@ def _strings(value):
 
 COMMITTED = sorted((REPO / "results").glob("*/provenance/*.json"))
 
-# The committed real-lite records were made before these rules, by these commits (a full real-lite
-# run takes longer than a working session on the current 2-core machine). The next recorded real-lite
-# run (`fusionseg reproduce --profile real-lite --record`) replaces them; then empty this. A record
-# of any other commit must follow the rules.
+# The previous real-lite run (`real-lite-v1`: the paper's head without the decoder, kept beside the
+# new run for comparison) was recorded before these rules, by these commits. A record of any other
+# commit must follow the rules.
 RECORDED_BEFORE_THE_RULES = {
-    "real-lite": {
+    "real-lite-v1": {
         "f674c6540d7afd2b3910d35cafc3e9a37097d6e1",
         "f8eb1249c50cdf097da319d2e855bcb988400905",
         "911a580c95c9d8173a076dc9607059fdb8e50fc8",
