@@ -7,10 +7,12 @@ What is measured (each after a warm-up; the median of the repeats is reported):
 - `inference`: frames/s of one stream per backbone, output stride, resolution and dtype (fp32, or
   bf16 autocast; channels_last model and input for both, as the library runs them), with the forward pass's FLOPs (counted by
   `torch.utils.flop_counter.FlopCounterMode`) and the achieved GFLOP/s against `peak`;
-- `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams with folded
-  BatchNorms, fusion, probabilities) frame by frame, with milliseconds per frame for each stage,
+- `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams as `real-lite`
+  builds them, with its decoder and folded BatchNorms, fusion, probabilities) frame by frame, with milliseconds per frame for each stage,
   and the library's own batched path (`fusionseg.infer.predict_joint` on a `JointModel`: folded
   BatchNorms, flow overlapped with the networks), also without each of these speed-ups;
+- `segment`: `fusionseg segment` run as a user runs it, in a fresh process, on a 50-frame clip at
+  427x240 with the joint model's weights files: start-up, network loop (frames/s), writing;
 - `training`: images/s of a stream's training step (forward, backward, SGD update; data loading
   not included) per crop size and dtype;
 - `book`: wall time and peak memory per notebook from `results/<profile>/provenance/book.json`.
@@ -53,6 +55,7 @@ from tqdm import tqdm
 
 from fusionseg.flow import resize_frame
 from fusionseg.io import DataError, data_root, read_rgb, write_jpeg, write_json
+from fusionseg.profiles import get_profile
 from fusionseg.results import (
     hardware,
     library_versions,
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
 FORMAT = "fusionseg-bench-1"
 Size = tuple[int, int]  # (height, width)
 JOINT_TARGET_FPS = 10.0  # our speed target for the joint pipeline at 427x240 on the 2-core CPU
+JOINT_DECODER = get_profile("real-lite").decoder  # the joint pipeline is timed as real-lite builds it
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Plan:
     inference: tuple[tuple[str, int, Size, int], ...]  # (backbone, output stride, size, batch)
     joint_size: Size
     joint_frames: int  # frames pushed through the joint pipeline per repeat
+    segment_frames: int  # frames of the clip that `fusionseg segment` runs on (in its own process)
     training: tuple[tuple[str, int, int], ...]  # (backbone, crop size, batch)
     matmul_n: int
     wait_policy_probe: bool  # time a stream in fresh processes with OpenMP's default and passive waiting
@@ -112,6 +117,7 @@ FULL = Plan(
     ),
     joint_size=SMALL,
     joint_frames=8,
+    segment_frames=50,
     training=(("lite0", 128, 8), ("lite0", 256, 8)),
     matmul_n=2048,
     wait_policy_probe=True,
@@ -125,6 +131,7 @@ QUICK = Plan(
     inference=(("lite0", 16, (96, 160), 1),),
     joint_size=(96, 160),
     joint_frames=2,
+    segment_frames=3,
     training=(("lite0", 64, 2),),
     matmul_n=512,
     wait_policy_probe=False,
@@ -301,19 +308,21 @@ class Models:
     """
 
     def __init__(self) -> None:
-        self._built: dict[tuple[str, int], nn.Module] = {}
+        self._built: dict[tuple[str, int, str], nn.Module] = {}
 
     @staticmethod
     def weights(backbone: str) -> str:
         return "ImageNet" if backbone == "lite0" else "random"
 
-    def get(self, backbone: str, output_stride: int) -> nn.Module:
+    def get(self, backbone: str, output_stride: int, decoder: str = "none") -> nn.Module:
         """A fresh copy of the stream (so that training or layout changes never leak into other measurements)."""
         from fusionseg.models import build_stream
 
-        key = (backbone, output_stride)
+        key = (backbone, output_stride, decoder)
         if key not in self._built:
-            self._built[key] = build_stream(backbone, output_stride, pretrained=backbone == "lite0")
+            self._built[key] = build_stream(
+                backbone, output_stride, pretrained=backbone == "lite0", decoder=decoder
+            )
         return copy.deepcopy(self._built[key])
 
 
@@ -443,13 +452,13 @@ def measure_wait_policy(plan: Plan, bar: tqdm) -> list[dict[str, Any]]:
 
 
 def build_joint(models: Models, dtype: str, fold_bn: bool = True) -> nn.Module:
-    """Two ImageNet-initialised Lite0 streams (OS 16) and the release's fusion, as one JointModel,
-    with the streams' BatchNorms folded into their convs as `fusionseg.infer.load_stream` does
-    (unless `fold_bn` is False)."""
+    """Two ImageNet-initialised Lite0 streams as the real-data profile builds them (OS 16, its
+    decoder) and the release's fusion, as one JointModel, with the streams' BatchNorms folded into
+    their convs as `fusionseg.infer.load_stream` does (unless `fold_bn` is False)."""
     from fusionseg.infer import JointModel
     from fusionseg.models import ReleaseFusion, fold_batchnorm
 
-    streams = [models.get("lite0", 16).eval() for _ in range(2)]
+    streams = [models.get("lite0", 16, JOINT_DECODER).eval() for _ in range(2)]
     if fold_bn:
         streams = [fold_batchnorm(stream) for stream in streams]
     return prepare_model(JointModel(*streams, ReleaseFusion()))
@@ -574,6 +583,7 @@ def measure_joint(
                 "width": size[1],
                 "dtype": dtype,
                 "flow_method": "dis-medium",
+                "decoder": JOINT_DECODER,
                 "fusion": "ReleaseFusion",
                 "frames": len(paths),
                 "gflop_per_frame": flops / 1e9,
@@ -586,6 +596,59 @@ def measure_joint(
             }
         )
     return rows
+
+
+def write_joint_weights(models: Models, folder: Path) -> dict[str, Path]:
+    """Weights files of the benchmark's joint model (ImageNet Lite0 streams with real-lite's decoder,
+    the release's fusion) as `fusionseg train` writes them: the speed does not depend on training."""
+    from fusionseg.checkpoints import save_weights
+    from fusionseg.models import ReleaseFusion
+
+    config = {"kind": "stream", "backbone": "lite0", "output_stride": 16, "decoder": JOINT_DECODER}
+    paths = {name: folder / f"{name}.pt" for name in ("appearance", "motion", "fusion")}
+    for name in ("appearance", "motion"):
+        save_weights(paths[name], models.get("lite0", 16, JOINT_DECODER), config)
+    save_weights(paths["fusion"], ReleaseFusion(), {"kind": "fusion"})
+    return paths
+
+
+def measure_segment_command(models: Models, paths: list[Path], size: Size, dtype: str) -> dict[str, Any]:
+    """`fusionseg segment` as a user runs it, in a fresh process: the frames in `paths` (a folder of
+    their links), the joint model's three weights files, `--size`. Returns the command's own timing
+    line (start-up, network loop, writing) and the process's wall time, imports included."""
+    from fusionseg.infer import TIMING_PATTERN
+
+    with tempfile.TemporaryDirectory(prefix="fusionseg-segment-") as tmp:
+        folder = Path(tmp) / "frames"
+        folder.mkdir()
+        for path in paths:
+            (folder / path.name).symlink_to(path.resolve())
+        weights = write_joint_weights(models, Path(tmp))
+        command = [sys.executable, "-m", "fusionseg", "segment", str(folder), "--out", str(Path(tmp) / "out")]
+        command += ["--weights", str(weights["appearance"]), "--motion-weights", str(weights["motion"])]
+        command += ["--fusion-weights", str(weights["fusion"]), "--size", str(size[0]), str(size[1])]
+        command += ["--fp32"] if dtype == "fp32" else []
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"TQDM_DISABLE": "1"})
+        wall = time.perf_counter() - start
+    found = re.search(TIMING_PATTERN, done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"fusionseg segment failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    timing = {key: float(value) for key, value in found.groupdict().items()}
+    return {
+        "frames": int(timing["frames"]),
+        "height": size[0],
+        "width": size[1],
+        "dtype": dtype,
+        "decoder": JOINT_DECODER,
+        "startup_s": timing["start"],
+        "loop_s": timing["loop"],
+        "loop_fps": timing["fps"],
+        "write_s": timing["write"],
+        "command_s": timing["total"],
+        "process_s": wall,  # the command's time plus the interpreter's start and the imports
+        "target_fps": JOINT_TARGET_FPS,
+    }
 
 
 def training_step(model: nn.Module, x: torch.Tensor, dtype: str) -> Callable[[], None]:
@@ -719,6 +782,9 @@ def _measure_all(plan: Plan, progress: bool) -> dict[str, Any]:
         record["wait_policy"] = measure_wait_policy(plan, bar)
         bar.update()
         record["joint"] = measure_joint(plan, models, paths, peak, bar)
+        with frame_files(plan.segment_frames) as (_, clip):
+            bar.set_postfix_str(f"fusionseg segment, {len(clip)} frames")
+            record["segment"] = [measure_segment_command(models, clip, plan.joint_size, "fp32")]
         bar.update()
         record["training"] = measure_training(plan, models, peak, bar)
         bar.update()
@@ -772,6 +838,12 @@ def summary(record: dict[str, Any]) -> str:
             f"frame by frame ({stages} ms), {row['library_path']['fps']:.1f} frames/s via predict_joint "
             f"(target {row['target_fps']:.0f}); "
             + ", ".join(variant_label(v) for v in row["library_variants"])
+        )
+    for row in record.get("segment", []):
+        lines.append(
+            f"fusionseg segment, {row['frames']} frames at {row['width']}x{row['height']}: loop "
+            f"{row['loop_fps']:.1f} frames/s (target {row['target_fps']:.0f}), start-up {row['startup_s']:.1f} s, "
+            f"writing {row['write_s']:.1f} s, whole process {row['process_s']:.1f} s"
         )
     lines.append(f"load average {record['load_start']} at start, {record['load_end']} at end")
     return "\n".join(lines)
@@ -890,6 +962,25 @@ def joint_variants_table(record: dict[str, Any]) -> pd.DataFrame:
     ]
     columns = ["dtype", "BatchNorm", "flow", "frames/s", "batch"]
     return pd.DataFrame(rows, columns=columns).set_index(["dtype", "BatchNorm", "flow"])
+
+
+def segment_table(record: dict[str, Any]) -> pd.DataFrame:
+    """`fusionseg segment` as a user runs it: frames, seconds of start-up, network loop, writing and
+    the whole process, and the loop's frames/s against the target; empty for records made before
+    it was measured. Shown in the appendix 'Performance'."""
+    rows = [
+        {
+            "clip": f"{row['frames']} frames at {row['width']}x{row['height']}, {row['dtype']}",
+            "start-up, s": row["startup_s"],
+            "network loop, s": row["loop_s"],
+            "loop, frames/s": row["loop_fps"],
+            "target, frames/s": row["target_fps"],
+            "writing masks and overlay, s": row["write_s"],
+            "whole process, s": row["process_s"],
+        }
+        for row in record.get("segment", [])
+    ]
+    return pd.DataFrame(rows).set_index("clip") if rows else pd.DataFrame()
 
 
 def training_table(record: dict[str, Any]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from queue import Full, Queue
@@ -198,10 +199,17 @@ def predict_video(
 
 
 def iter_frames_with_flow(
-    frames: Sequence[np.ndarray], method: str = "dis", names: Sequence[str] | None = None
+    frames: Sequence[np.ndarray],
+    method: str = "dis",
+    names: Sequence[str] | None = None,
+    size: Size | None = None,
+    original_sizes: dict[int, Size] | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(index, frame, flow image) for every frame in order, with the release's pairing (`flow_images_of`).
 
+    With a working `size` each frame is resized to it first, so the flow is computed at the size
+    the networks see (as the pipeline computes it on the 427x240 DAVIS frames; DIS at 854x480
+    costs about four times as much); `original_sizes` then receives each frame's own (H, W).
     Each frame is taken from `frames` once (a lazy sequence decodes it once) and converted to grey
     once; at most three frames are held. A failure is raised as a DataError that names the frame
     (its index, and its name from `names` if given).
@@ -214,6 +222,9 @@ def iter_frames_with_flow(
     def read(index: int) -> tuple[np.ndarray, np.ndarray]:
         try:
             frame = frames[index]
+            if original_sizes is not None:
+                original_sizes[index] = frame.shape[:2]
+            frame = resize_frame(frame, size)
             return frame, to_gray(frame)
         except Exception as exc:
             raise DataError(f"{label(index)}: {exc}") from exc
@@ -296,7 +307,8 @@ def predict_joint(
     With `overlap` (default) the flow and flow images of the coming frames are computed in a
     background thread, up to two batches ahead, while the networks run on the current batch
     (OpenCV and NumPy release the GIL, so they use a core the networks leave idle). Each frame is
-    read from `frames` once, for both the flow and the appearance stream. An error in the flow
+    read from `frames` once, for both the flow and the appearance stream, and resized to the
+    working `size` before the flow (the flow works at the networks' size). An error in the flow
     names the frame (its index, and its name from `names`).
     """
     from fusionseg.flow import flow_pairs, resolve_params
@@ -304,12 +316,16 @@ def predict_joint(
     flow_pairs(len(frames))  # fail here, before any work, on too short a video
     resolve_params(flow_method, {})  # and on an unknown method
     with contextlib.ExitStack() as stack:
-        source = iter_frames_with_flow(frames, flow_method, names)
+        original_sizes: dict[int, Size] = {}  # filled as frames are read, before they reach the networks
+        source = iter_frames_with_flow(frames, flow_method, names, size, original_sizes)
         if overlap:
             source = stack.enter_context(contextlib.closing(prefetch(source, 2 * batch_size)))
         bar = tqdm(source, total=len(frames), desc="segment", disable=not progress, dynamic_ncols=True)
         items = ((index, [frame, image]) for index, frame, image in bar)
-        batches = iter_item_logits(model, items, batch_size, size, precision)
+        batches = (
+            (indices, [original_sizes[i] for i in indices], logits)
+            for indices, _, logits in iter_item_logits(model, items, batch_size, None, precision)
+        )
         return probabilities_of(batches, len(frames))
 
 
@@ -459,7 +475,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads")
 
 
+def timing_line(frames: int, seconds: dict[str, float]) -> str:
+    """The command's last line: where the time went (`fusionseg bench` reads it back)."""
+    loop = seconds["loop"]
+    return (
+        f"timing: {frames} frames; start-up {seconds['start']:.2f} s, loop {loop:.2f} s "
+        f"({frames / loop:.1f} frames/s), writing {seconds['write']:.2f} s, total {sum(seconds.values()):.2f} s"
+    )
+
+
+TIMING_PATTERN = (
+    r"timing: (?P<frames>\d+) frames; start-up (?P<start>[\d.]+) s, loop (?P<loop>[\d.]+) s "
+    r"\((?P<fps>[\d.]+) frames/s\), writing (?P<write>[\d.]+) s, total (?P<total>[\d.]+) s"
+)
+
+
 def run_command(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     if args.weights is None:
         print(f"fusionseg segment: no --weights given.\n{GET_WEIGHTS_HELP}", file=sys.stderr)
         return 2
@@ -476,6 +508,7 @@ def run_command(args: argparse.Namespace) -> int:
         names, frames, video_fps = read_frames(args.source)
         size = tuple(args.size) if args.size else None
         precision = "fp32" if args.fp32 else "auto"
+        loop_started = time.perf_counter()
         if isinstance(model, JointModel):  # flow computed in a background thread, overlapped
             probabilities = predict_joint(
                 model, frames, args.flow_method, args.batch_size, size, precision, progress=True, names=names
@@ -488,6 +521,7 @@ def run_command(args: argparse.Namespace) -> int:
         hint = f"\n{GET_WEIGHTS_HELP}" if "weights file not found" in str(exc) else ""
         print(f"fusionseg segment: {exc}{hint}", file=sys.stderr)
         return 2
+    write_started = time.perf_counter()
     masks = masks_from(probabilities)
     for name, mask in zip(names, masks, strict=True):
         write_png(args.out / "masks" / f"{name}.png", mask)
@@ -497,4 +531,10 @@ def run_command(args: argparse.Namespace) -> int:
     (write_gif if args.format == "gif" else write_mp4)(target, tinted, fps)
     coverage = float(np.mean([m.mean() for m in masks]))
     print(f"{len(masks)} frames -> {args.out / 'masks'}/*.png and {target} (mean foreground {coverage:.1%})")
+    seconds = {
+        "start": loop_started - started,  # after the imports: loading weights and reading the frames
+        "loop": write_started - loop_started,
+        "write": time.perf_counter() - write_started,
+    }
+    print(timing_line(len(masks), seconds))
     return 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fusionseg import bench
+from fusionseg import bench, profiles
 from fusionseg.cli import main
 from fusionseg.infer import INFERENCE_BATCH
 
@@ -22,6 +22,7 @@ SECTIONS = (
     "threads",
     "wait_policy",
     "joint",
+    "segment",
     "training",
     "book",
 )
@@ -111,6 +112,12 @@ def test_quick_bench_writes_a_complete_record(tmp_path, results_tmp):
         assert row["library_path"] == row["library_variants"][-1]  # the default path
         assert all(v["fps"] > 0 and v["batch_size"] == INFERENCE_BATCH for v in row["library_variants"])
         assert row["gflop_per_frame"] > 0 and row["network_achieved_gflops"] > 0
+    [segment] = record["segment"]  # `fusionseg segment` in its own process, timed by itself
+    assert segment["frames"] == 3 and segment["decoder"] == profiles.get_profile("real-lite").decoder
+    assert segment["loop_fps"] > 0 and 0 < segment["loop_s"] < segment["command_s"] < segment["process_s"]
+    assert "fusionseg segment, 3 frames" in bench.summary(record)
+    assert list(bench.segment_table(record).columns)[2] == "loop, frames/s"
+    assert bench.segment_table({}).empty  # records made before it was measured
     assert record["wait_policy"] == []  # a full run only: it starts two more processes
     assert record["book"] == {}  # the temporary results folder holds no book run
     assert len(record["load_start"]) == 3 and len(record["load_end"]) == 3

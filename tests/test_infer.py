@@ -12,11 +12,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from fusionseg.checkpoints import load_stream, save_weights
 from fusionseg.cli import main
+from fusionseg.flow import resize_frame
 from fusionseg.infer import (
     JointModel,
     flow_images_of,
@@ -213,12 +215,28 @@ def lite0_joint() -> JointModel:
     return JointModel(*streams, ReleaseFusion()).eval()
 
 
+def _at_size(probabilities: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """Each probability map resized (bilinear) to `size`, as the joint path resizes it back."""
+    return [
+        p
+        if p.shape == tuple(size)
+        else F.interpolate(torch.from_numpy(p)[None, None], size=size, mode="bilinear", align_corners=False)[
+            0, 0
+        ].numpy()
+        for p in probabilities
+    ]
+
+
 @pytest.mark.parametrize("size", [None, (32, 40)])
 def test_overlapped_flow_gives_the_sequential_paths_probabilities(lite0_joint, size):
+    """The joint path equals flow images + predict_video; with a working size, both the flow and the
+    networks work on the resized frames and the probabilities come back at the frames' own size."""
     frames = moving_square_frames()
+    working = [resize_frame(frame, size) for frame in frames]
     expected = predict_video(
-        lite0_joint, frames, batch_size=2, size=size, flow_images=flow_images_of(frames), precision="fp32"
+        lite0_joint, working, batch_size=2, flow_images=flow_images_of(working), precision="fp32"
     )
+    expected = _at_size(expected, frames[0].shape[:2])
     for overlap in (True, False):
         got = predict_joint(lite0_joint, frames, batch_size=2, size=size, precision="fp32", overlap=overlap)
         assert len(got) == len(expected)
