@@ -96,6 +96,13 @@ def test_loop_applies_the_poly_schedule(tmp_path):
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.1 * 0.25**0.9)
 
 
+def test_a_diverging_run_stops_with_the_iteration_and_writes_no_weights(tmp_path):
+    config = tiny_config(tmp_path, lr=1e30, iterations=20)
+    with pytest.raises(FloatingPointError, match=r"the loss is (nan|inf) at iteration \d+"):
+        train_stream(config, RandomPairs(), TinyNet())
+    assert not (Path(config.out_dir) / "model.pt").exists()
+
+
 def coordinate_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Channel 0 = x + 1, channel 1 = y + 1 (0 is left for padding); label a function of (x, y)."""
     y, x = np.mgrid[:height, :width]

@@ -393,6 +393,11 @@ def train_stream(config: TrainConfig, pairs: PairDataset, model: nn.Module | Non
         # DDP averages gradients over processes; scaling by the world size turns that into a sum,
         # so the gradient is that of the global batch's mean loss.
         loss = segmentation_loss(logits, y, labelled) * processes.world
+        if not torch.isfinite(loss):  # stop before the update: the last checkpoint is still sound
+            raise FloatingPointError(
+                f"training diverged: the loss is {loss.item()} at iteration {iteration} (lr {lr:.2e}); "
+                f"lower the learning rate (--lr) and resume from {latest_checkpoint(out_dir) or 'the start'}"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
