@@ -109,7 +109,7 @@ def test_committed_records_follow_the_rules(path):
     label, commit = path.parts[-3], record["git_commit"].removesuffix("+dirty")
     if commit in RECORDED_BEFORE_THE_RULES.get(label, set()):
         pytest.skip(
-            f"{label}: recorded before the provenance rules by {commit[:7]}; the next recorded run replaces it"
+            f"{label}: recorded before the provenance rules by {commit[:7]} (the previous run, kept for comparison)"
         )
     assert re.fullmatch(r"[0-9a-f]{40}", record["git_commit"]), f"{path}: commit {record['git_commit']!r}"
     absolute = [s for s in _strings(record) if s.startswith("/") or re.match(r"^[A-Za-z]:\\\\", s)]
