@@ -48,17 +48,18 @@ def split_training_set(profile: Profile, heldout: int) -> tuple[Any, Any]:
 
 
 def score_variant(
-    base: str, variant: dict[str, Any], iterations: int, heldout: int, base_overrides: dict[str, Any]
+    base: Profile, variant: dict[str, Any], iterations: int, train: Any, kept_out: Any
 ) -> dict[str, Any]:
-    """Train one variant on the training split and score it on the held-out images."""
+    """Train one variant of `base` on the `train` images and score it on the `kept_out` ones. Its
+    weights go to `runs/<base label>/recipe_selection/<variant>,iterations=N/` (resumed if there)."""
     from fusionseg.checkpoints import load_stream
     from fusionseg.infer import image_set_iou
     from fusionseg.train.stream import ImageSetPairs, train_stream
 
-    profile = resolve(base, base_overrides | variant | {"iterations": iterations})
-    train, kept_out = split_training_set(profile, heldout)
-    base_dir = resolve(base, base_overrides).work_dir()
-    folder = base_dir / "recipe_selection" / f"{variant_name(variant)},iterations={iterations}"
+    profile = resolve(
+        base.name, dict(base.overrides) | flatten_overrides(variant) | {"iterations": iterations}
+    )
+    folder = base.work_dir() / "recipe_selection" / f"{variant_name(variant)},iterations={iterations}"
     config = train_config(profile, folder)
     start = time.perf_counter()
     train_stream(config, ImageSetPairs(train))
@@ -103,9 +104,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.record:
         start_recording()
     get_profile(args.profile)  # an unknown name fails here, with the known ones
-    base_overrides = parse_overrides(args.set)
+    base = resolve(args.profile, parse_overrides(args.set))
     variants = [parse_overrides(text.split(",")) for text in args.variant] or [{}]
-    label = resolve(args.profile, base_overrides).label
+    label = base.label
     command = "fusionseg select-recipe " + " ".join(
         [f"--profile {args.profile}"]
         + [f"-p {pair}" for pair in args.set]
@@ -120,10 +121,8 @@ def run_command(args: argparse.Namespace) -> int:
         parameters={"variants": args.variant, "iterations": args.iterations, "heldout": args.heldout},
     )
     with timed_stage(provenance):
-        rows = [
-            score_variant(args.profile, variant, args.iterations, args.heldout, base_overrides)
-            for variant in variants
-        ]
+        train, kept_out = split_training_set(base, args.heldout)  # the variants change no data
+        rows = [score_variant(base, variant, args.iterations, train, kept_out) for variant in variants]
         table = pd.DataFrame(rows)
         provenance.outputs.append(str(write_table(table, label, "recipe_selection")))
     print(table.to_string(index=False))

@@ -7,8 +7,9 @@ A `Stage` is a name, the stages it depends on, a function that gives its paramet
 - Its outputs live in `profile.work_dir()/<stage>/` beside `stage.json`, whose `key` hashes the
   stage's parameters, the keys of the stages it depends on, and `Chain.version`.
 - A stage whose stamp has the same key, says `complete` and whose outputs still match the
-  fingerprints the stamp recorded is skipped ("cached"); damaged outputs are recomputed. A changed key empties the stage's folder and recomputes it, and so every stage
-  downstream (their keys contain it). `force` recomputes a stage and everything downstream.
+  fingerprints the stamp recorded is skipped ("cached"); damaged outputs are recomputed. A changed
+  key empties the stage's folder and recomputes it, and so every stage downstream (their keys
+  contain it). `force` recomputes a stage and everything downstream.
 - An interrupted stage (a stamp with the same key, not complete) resumes: its body finds what it
   already wrote (training checkpoints, videos already done) and goes on from there.
 - A stage that another run label under the same runs root has already completed with the identical
