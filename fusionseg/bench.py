@@ -70,7 +70,12 @@ if TYPE_CHECKING:
 FORMAT = "fusionseg-bench-1"
 Size = tuple[int, int]  # (height, width)
 JOINT_TARGET_FPS = 10.0  # our speed target for the joint pipeline at 427x240 on the 2-core CPU
-JOINT_DECODER = get_profile("real-lite").decoder  # the joint pipeline is timed as real-lite builds it
+# the joint pipeline is timed as real-lite builds it: each stream's decoder
+JOINT_DECODERS = {
+    "appearance": get_profile("real-lite").decoder,
+    "motion": get_profile("real-lite").motion_decoder,
+}
+JOINT_DECODER_LABEL = ", ".join(f"{stream} {decoder}" for stream, decoder in JOINT_DECODERS.items())
 
 
 @dataclass(frozen=True)
@@ -453,12 +458,12 @@ def measure_wait_policy(plan: Plan, bar: tqdm) -> list[dict[str, Any]]:
 
 def build_joint(models: Models, dtype: str, fold_bn: bool = True) -> nn.Module:
     """Two ImageNet-initialised Lite0 streams as the real-data profile builds them (OS 16, its
-    decoder) and the release's fusion, as one JointModel, with the streams' BatchNorms folded into
+    decoders) and the release's fusion, as one JointModel, with the streams' BatchNorms folded into
     their convs as `fusionseg.infer.load_stream` does (unless `fold_bn` is False)."""
     from fusionseg.infer import JointModel
     from fusionseg.models import ReleaseFusion, fold_batchnorm
 
-    streams = [models.get("lite0", 16, JOINT_DECODER).eval() for _ in range(2)]
+    streams = [models.get("lite0", 16, decoder).eval() for decoder in JOINT_DECODERS.values()]
     if fold_bn:
         streams = [fold_batchnorm(stream) for stream in streams]
     return prepare_model(JointModel(*streams, ReleaseFusion()))
@@ -583,7 +588,7 @@ def measure_joint(
                 "width": size[1],
                 "dtype": dtype,
                 "flow_method": "dis-medium",
-                "decoder": JOINT_DECODER,
+                "decoder": JOINT_DECODER_LABEL,
                 "fusion": "ReleaseFusion",
                 "frames": len(paths),
                 "gflop_per_frame": flops / 1e9,
@@ -599,15 +604,15 @@ def measure_joint(
 
 
 def write_joint_weights(models: Models, folder: Path) -> dict[str, Path]:
-    """Weights files of the benchmark's joint model (ImageNet Lite0 streams with real-lite's decoder,
+    """Weights files of the benchmark's joint model (ImageNet Lite0 streams with real-lite's decoders,
     the release's fusion) as `fusionseg train` writes them: the speed does not depend on training."""
     from fusionseg.checkpoints import save_weights
     from fusionseg.models import ReleaseFusion
 
-    config = {"kind": "stream", "backbone": "lite0", "output_stride": 16, "decoder": JOINT_DECODER}
     paths = {name: folder / f"{name}.pt" for name in ("appearance", "motion", "fusion")}
-    for name in ("appearance", "motion"):
-        save_weights(paths[name], models.get("lite0", 16, JOINT_DECODER), config)
+    for name, decoder in JOINT_DECODERS.items():
+        config = {"kind": "stream", "backbone": "lite0", "output_stride": 16, "decoder": decoder}
+        save_weights(paths[name], models.get("lite0", 16, decoder), config)
     save_weights(paths["fusion"], ReleaseFusion(), {"kind": "fusion"})
     return paths
 
@@ -640,7 +645,7 @@ def measure_segment_command(models: Models, paths: list[Path], size: Size, dtype
         "height": size[0],
         "width": size[1],
         "dtype": dtype,
-        "decoder": JOINT_DECODER,
+        "decoder": JOINT_DECODER_LABEL,
         "startup_s": timing["start"],
         "loop_s": timing["loop"],
         "loop_fps": timing["fps"],

@@ -142,11 +142,16 @@ def _data_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str
 # Stages: appearance and motion (stream training)
 
 
-def train_config(profile: Profile, folder: Path) -> Any:
-    """The `TrainConfig` of a stream trained for `profile` into `folder/train`: the one mapping from a
+STREAMS = ("appearance", "motion")
+
+
+def train_config(profile: Profile, folder: Path, stream: str) -> Any:
+    """The `TrainConfig` of `stream` trained for `profile` into `folder/train`: the one mapping from a
     profile to its training run, used both to train and (`_train_parameters`) for the cache key."""
     from fusionseg.train.stream import TrainConfig
 
+    if stream not in STREAMS:
+        raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
     return TrainConfig(
         out_dir=str(folder / "train"),
         iterations=profile.iterations,
@@ -154,7 +159,7 @@ def train_config(profile: Profile, folder: Path) -> Any:
         crop_size=profile.crop_size,
         backbone=profile.backbone,
         output_stride=profile.output_stride,
-        decoder=profile.decoder,
+        decoder=profile.decoder if stream == "appearance" else profile.motion_decoder,
         pretrained=True,
         seed=profile.seed,
         # data loading in this process: a forked loader worker can deadlock once OpenCV's thread
@@ -166,27 +171,29 @@ def train_config(profile: Profile, folder: Path) -> Any:
     )
 
 
-def _train_parameters(profile: Profile, source: Any) -> dict[str, Any]:
+def _train_parameters(profile: Profile, stream: str, source: Any) -> dict[str, Any]:
     """What a stream's key hashes: its training data and every `TrainConfig` field that changes the
     weights (not where they go, how often they are saved, or the thread count)."""
     from fusionseg.train.stream import RESUMABLE_CHANGES
 
-    config = dataclasses.asdict(train_config(profile, Path(".")))
+    config = dataclasses.asdict(train_config(profile, Path("."), stream))
     recipe = {name: value for name, value in config.items() if name not in RESUMABLE_CHANGES}
     return {"source": source, "config": recipe, "device": profile.torch_device()}
 
 
-def _train(profile: Profile, pairs: Any, folder: Path) -> Path:
-    """Train one stream into `folder/train` (resuming from its latest checkpoint); return model.pt."""
+def _train(profile: Profile, stream: str, pairs: Any) -> Path:
+    """Train `stream` into its stage folder's `train/` (resuming from its latest checkpoint); return
+    model.pt."""
     from fusionseg.train.stream import train_stream
 
-    train_stream(train_config(profile, folder), pairs)
+    folder = stage_dir(profile, stream)
+    train_stream(train_config(profile, folder, stream), pairs)
     return folder / "train" / "model.pt"
 
 
 def _appearance_parameters(profile: Profile) -> dict[str, Any]:
     plan = profile.plan
-    return _train_parameters(profile, list(plan.appearance)) | {"test": plan.appearance_test}
+    return _train_parameters(profile, "appearance", list(plan.appearance)) | {"test": plan.appearance_test}
 
 
 def _appearance_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -197,7 +204,7 @@ def _appearance_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[di
     _set_threads()
     plan = profile.plan
     pairs = ImageSetPairs(profile.image_set(*plan.appearance))
-    weights = _train(profile, pairs, stage_dir(profile, "appearance"))
+    weights = _train(profile, "appearance", pairs)
     outputs, info = {"weights": str(weights)}, {}
     if plan.appearance_test is not None:
         test_set = profile.image_set(*plan.appearance_test)
@@ -212,7 +219,7 @@ def _appearance_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[di
 
 
 def _motion_parameters(profile: Profile) -> dict[str, Any]:
-    return _train_parameters(profile, "pseudo_labels")
+    return _train_parameters(profile, "motion", "pseudo_labels")
 
 
 def _motion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -226,7 +233,7 @@ def _motion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[s
             f"{deps['pseudo_labels'].path('set')}: the pseudo-label stage kept no frame; the motion stream "
             "has nothing to train on (see pseudo_label_funnel.csv)"
         )
-    weights = _train(profile, ImageSetPairs(pairs), stage_dir(profile, "motion"))
+    weights = _train(profile, "motion", ImageSetPairs(pairs))
     return {"weights": str(weights)}, {"training_frames": len(pairs)}
 
 
@@ -287,7 +294,15 @@ def _pseudo_label_parameters(profile: Profile) -> dict[str, Any]:
     }
 
 
-def _human_masks(profile: Profile, names: set[str]) -> list[Video] | None:
+def weak_videos_of(profile: Profile) -> list[Video]:
+    """The boxed videos the pseudo-label stage reads (DAVIS: boxes from its masks, masks removed)."""
+    from fusionseg.pseudo_labels import weak_videos
+
+    source, split = profile.plan.weak
+    return weak_videos(source, profile.dataset_folder(source), split, max_videos=profile.max_videos)
+
+
+def human_masks(profile: Profile, names: set[str]) -> list[Video] | None:
     """Videos with true masks for the quality check: the synthetic VID masks, DAVIS train, else None."""
     weak = profile.plan.weak
     if profile.data == "synthetic":
@@ -304,12 +319,11 @@ def _human_masks(profile: Profile, names: set[str]) -> list[Video] | None:
 def _pseudo_label_body(
     profile: Profile, deps: dict[str, StageResult]
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    from fusionseg.pseudo_labels import appearance_segmenter, funnel, quality_study, run_pipeline, weak_videos
+    from fusionseg.pseudo_labels import appearance_segmenter, funnel, quality_study, run_pipeline
 
     _set_threads()
     config = profile.pseudo_labels
-    source, split = profile.plan.weak
-    videos = weak_videos(source, profile.dataset_folder(source), split, max_videos=profile.max_videos)
+    videos = weak_videos_of(profile)
     segment = appearance_segmenter(deps["appearance"].path("weights"), profile.torch_device())
     flow_images = flow_image_arrays(profile)
     out = stage_dir(profile, "pseudo_labels") / "set"
@@ -322,7 +336,7 @@ def _pseudo_label_body(
         "frames_in": int(table["frames"].iloc[0]),
         "frames_kept": int(table["frames"].iloc[-1]),
     }
-    humans = _human_masks(profile, {video.name for video in videos})
+    humans = human_masks(profile, {video.name for video in videos})
     if humans and info["frames_kept"]:
         quality = quality_study(records, out, humans, config, profile.quality_frames, profile.seed)
         outputs["quality"] = _write(profile, "pseudo_label_quality", quality)

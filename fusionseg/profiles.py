@@ -94,9 +94,10 @@ class Profile:
     backbone: str  # "lite0" (EfficientNet-Lite0) or "resnet101" (DeepLab-v2, the release's)
     output_stride: int
     device: str  # "cpu", "cuda" or "auto" (cuda when available)
-    # the streams' decoder (fusionseg.models.decoder): "none" is the paper's network (the release's
-    # head at output_stride); "skip4" refines it at stride 4 with the backbone's low-level features
+    # the appearance stream's decoder (fusionseg.models.decoder): "none" is the paper's network (the
+    # release's head at output_stride); "skip4" refines it at stride 4 with the backbone's low-level features
     decoder: str = "none"
+    motion_decoder: str = "none"  # the same choice for the motion stream
     world: SynthConfig | None = None  # the synthetic world's size (synthetic data only)
     data_root: str | None = None  # None: the synthetic world's cache, or $FUSIONSEG_DATA for real data
     seed: int = 0

@@ -51,7 +51,7 @@ import argparse
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -582,13 +582,15 @@ def pseudo_label_rule(raw: np.ndarray) -> np.ndarray:
     return raw
 
 
-def load_pseudo_labels(out: Path) -> ImageSet:
-    """The pseudo-labelled set as an ImageSet of (flow image, label map) pairs, for motion training."""
+def load_pseudo_labels(out: Path, exclude_videos: Collection[str] = ()) -> ImageSet:
+    """The pseudo-labelled set as an ImageSet of (flow image, label map) pairs, for motion training;
+    without the frames of `exclude_videos` (a held-out part, for `fusionseg select-recipe`)."""
     out = Path(out)
     path = out / "manifest.csv"
     if not path.is_file():
         raise DataError(f"{path}: not found; run `fusionseg pseudo-labels` to make the pseudo-labelled set")
-    table = pd.read_csv(path, dtype={"frame": str})
+    table = pd.read_csv(path, dtype={"video": str, "frame": str})
+    table = table[~table["video"].isin(set(exclude_videos))]
     items = [
         ImagePair(out / image, out / mask) for image, mask in zip(table["image"], table["mask"], strict=True)
     ]

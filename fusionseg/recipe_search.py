@@ -1,16 +1,26 @@
-"""`fusionseg select-recipe`: choose a stream recipe on held-out *training* images, never a test set.
+"""`fusionseg select-recipe`: choose a stream recipe on held-out *training* data, never a test set.
 
 A reproduction that tunes on its benchmarks reports numbers it selected. So every recipe change of a
-profile (a decoder, a learning rate, ...) is measured here first: each variant trains the
-appearance stream with the profile's recipe plus the variant's overrides, on the profile's
-appearance training set *minus* its last `--heldout` images, for a short `--iterations` budget,
-and is scored by foreground IoU on those held-out images. The test sets (DUTS-TE, DAVIS val,
-SegTrack-v2) are never read.
+profile (a decoder, a learning rate, ...) is measured here first: each variant trains one stream
+with the profile's recipe plus the variant's overrides, for a short `--iterations` budget, on the
+stream's training data minus a held-out part, and is scored on that part:
+
+- `--stream appearance`: the appearance training set (DUTS-TR) without its last `--heldout`
+  images (default 300); scored by foreground IoU on those images.
+- `--stream motion`: the pseudo-labelled flow images (the chain runs up to its pseudo-label stage,
+  cached) without those of the last `--heldout` weak videos in name order (default 6 of DAVIS
+  train's 30); scored by the J mean (per video, then over videos) of the motion stream on every
+  annotated frame of those videos against their *true* masks. DAVIS train is training data.
+
+The test sets (DUTS-TE, DAVIS val, SegTrack-v2) are never read.
 
     fusionseg select-recipe --profile real-lite --variant decoder=none --variant decoder=skip4
+    fusionseg select-recipe --profile real-lite --stream motion \
+        --variant motion_decoder=none --variant motion_decoder=skip4
 
-writes `<results>/<profile>/recipe_selection.csv`, one row per variant (the book's ablation table),
-and keeps each variant's weights under `runs/<profile>/recipe_selection/` (a rerun resumes them).
+write `<results>/<profile>/recipe_selection.csv` (appearance) or `recipe_selection_motion.csv`, one
+row per variant (the book's ablation tables), and keep each variant's weights under
+`runs/<profile>/recipe_selection[_motion]/` (a rerun resumes them).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +36,18 @@ import numpy as np
 import pandas as pd
 
 from fusionseg import pipeline
-from fusionseg.pipeline import train_config
+from fusionseg.data import DataError, Video
+from fusionseg.pipeline import STREAMS, train_config
 from fusionseg.profiles import Profile, flatten_overrides, get_profile, parse_overrides, resolve
 from fusionseg.results import Provenance, add_record_argument, start_recording, timed_stage, write_table
 
-DEFAULT_HELDOUT = 300  # images at the end of the training set, kept out of training
+# what is kept out of training, per stream: the last images of the appearance training set, or the
+# last weak videos (in name order) of the pseudo-labelled set
+DEFAULT_HELDOUT = {"appearance": 300, "motion": 6}
 DEFAULT_ITERATIONS = 400
+TABLES = {"appearance": "recipe_selection", "motion": "recipe_selection_motion"}
+
+Scorer = Callable[[Any], dict[str, Any]]  # a trained stream -> its held-out scores (one table row's)
 
 
 def split_training_set(profile: Profile, heldout: int) -> tuple[Any, Any]:
@@ -38,8 +55,7 @@ def split_training_set(profile: Profile, heldout: int) -> tuple[Any, Any]:
     The pipeline's `data` stage runs first (cached): it checks real data and generates the synthetic world."""
     pipeline.data(profile)
     image_set = profile.image_set(*profile.plan.appearance)
-    if not 0 < heldout < len(image_set):
-        raise ValueError(f"--heldout must be between 1 and {len(image_set) - 1}, got {heldout}")
+    _check_heldout(heldout, len(image_set), "images")
     train = dataclasses.replace(image_set, items=image_set.items[:-heldout])
     kept_out = dataclasses.replace(
         image_set, name=f"{image_set.name} (held out)", items=image_set.items[-heldout:]
@@ -47,33 +63,100 @@ def split_training_set(profile: Profile, heldout: int) -> tuple[Any, Any]:
     return train, kept_out
 
 
-def score_variant(
-    base: Profile, variant: dict[str, Any], iterations: int, train: Any, kept_out: Any
-) -> dict[str, Any]:
-    """Train one variant of `base` on the `train` images and score it on the `kept_out` ones. Its
-    weights go to `runs/<base label>/recipe_selection/<variant>,iterations=N/` (resumed if there)."""
-    from fusionseg.checkpoints import load_stream
+def split_pseudo_labels(profile: Profile, heldout: int) -> tuple[Any, list[Video]]:
+    """(the pseudo-labelled flow images of every weak video but the last `heldout` in name order,
+    those held-out videos with their true masks). The chain runs up to its pseudo-label stage (cached)."""
+    from fusionseg.pseudo_labels import load_pseudo_labels
+
+    labelled = pipeline.pseudo_labels(profile)
+    names = sorted(video.name for video in pipeline.weak_videos_of(profile))
+    _check_heldout(heldout, len(names), "videos")
+    kept_out = set(names[-heldout:])
+    videos = pipeline.human_masks(profile, kept_out)
+    if not videos:
+        raise DataError(
+            f"--stream motion scores the held-out weak videos against their true masks, and "
+            f"{profile.plan.weak[0]} has none; choose the motion stream's recipe on a profile whose "
+            "weak videos are annotated (real-lite: DAVIS train)"
+        )
+    return load_pseudo_labels(labelled.path("set"), exclude_videos=kept_out), videos
+
+
+def check_keeps_the_pseudo_labels(base: Profile, variant: dict[str, Any]) -> None:
+    """A motion variant must train on the base's pseudo-labels: it may not change a stage before
+    the motion stream (that would need its own pseudo-label run, which this command does not make)."""
+    changed = resolve(base.name, dict(base.overrides) | flatten_overrides(variant))
+    for name in pipeline.CHAIN.stages_before("motion"):
+        parameters = pipeline.CHAIN.stage(name).parameters
+        if parameters(changed) != parameters(base):
+            raise ValueError(
+                f"variant {variant_name(variant)!r} changes the {name} stage, so the motion stream's "
+                "training data; --stream motion compares recipes on one set of pseudo-labels"
+            )
+
+
+def _check_heldout(heldout: int, available: int, unit: str) -> None:
+    if not 0 < heldout < available:
+        raise ValueError(f"--heldout must be between 1 and {available - 1} {unit}, got {heldout}")
+
+
+def image_set_scorer(kept_out: Any) -> Scorer:
+    """Score an appearance stream by its mean foreground IoU on the held-out images."""
     from fusionseg.infer import image_set_iou
+
+    def score(model: Any) -> dict[str, Any]:
+        scores = image_set_iou(model, kept_out, progress=False)
+        return {"heldout_images": len(kept_out), "heldout_iou": float(np.mean(scores))}
+
+    return score
+
+
+def video_scorer(profile: Profile, videos: Sequence[Video]) -> Scorer:
+    """Score a motion stream by its J mean on the held-out videos' annotated frames (per video, then
+    the mean over videos, as the DAVIS benchmark averages), from the chain's cached flow images."""
+    from fusionseg.infer import predict_video
+    from fusionseg.metrics import jaccard
+
+    flow_images = pipeline.flow_image_arrays(profile)
+
+    def score(model: Any) -> dict[str, Any]:
+        per_video, frames = [], 0
+        for video in videos:
+            probabilities = predict_video(model, flow_images(video))
+            indices = video.annotated_indices
+            per_video.append(np.mean([jaccard(probabilities[i] > 0.5, video.mask(i)) for i in indices]))
+            frames += len(indices)
+        return {
+            "heldout_videos": " ".join(video.name for video in videos),
+            "heldout_frames": frames,
+            "heldout_J": float(np.mean(per_video)),
+        }
+
+    return score
+
+
+def score_variant(
+    base: Profile, stream: str, variant: dict[str, Any], iterations: int, train: Any, score: Scorer
+) -> dict[str, Any]:
+    """Train `stream` as one variant of `base` on the `train` pairs and score it. Its weights go to
+    `runs/<base label>/<table>/<variant>,iterations=N/` (resumed if there)."""
+    from fusionseg.checkpoints import load_stream
     from fusionseg.train.stream import ImageSetPairs, train_stream
 
     profile = resolve(
         base.name, dict(base.overrides) | flatten_overrides(variant) | {"iterations": iterations}
     )
-    folder = base.work_dir() / "recipe_selection" / f"{variant_name(variant)},iterations={iterations}"
-    config = train_config(profile, folder)
+    folder = base.work_dir() / TABLES[stream] / f"{variant_name(variant)},iterations={iterations}"
+    config = train_config(profile, folder, stream)
     start = time.perf_counter()
     train_stream(config, ImageSetPairs(train))
     train_s = time.perf_counter() - start
     model = load_stream(Path(config.out_dir) / "model.pt").to(profile.torch_device())
-    scores = image_set_iou(model, kept_out, progress=False)
-    return {
-        "variant": variant_name(variant),
-        "iterations": iterations,
-        "train_images": len(train),
-        "heldout_images": len(kept_out),
-        "heldout_iou": float(np.mean(scores)),
-        "train_s_per_iteration": train_s / iterations,
-    }
+    return (
+        {"variant": variant_name(variant), "iterations": iterations, "train_images": len(train)}
+        | score(model)
+        | {"train_s_per_iteration": train_s / iterations}
+    )
 
 
 def variant_name(variant: dict[str, Any]) -> str:
@@ -84,6 +167,7 @@ def variant_name(variant: dict[str, Any]) -> str:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="real-lite", help="the profile whose recipe is varied")
+    parser.add_argument("--stream", choices=STREAMS, default="appearance", help="the stream trained")
     parser.add_argument(
         "--variant",
         action="append",
@@ -96,7 +180,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iterations", type=int, default=DEFAULT_ITERATIONS, help="training steps per variant"
     )
-    parser.add_argument("--heldout", type=int, default=DEFAULT_HELDOUT, help="training images kept out")
+    parser.add_argument(
+        "--heldout",
+        type=int,
+        help=f"kept out of training: appearance images (default {DEFAULT_HELDOUT['appearance']}) or "
+        f"weak videos (default {DEFAULT_HELDOUT['motion']})",
+    )
     add_record_argument(parser)
 
 
@@ -106,24 +195,36 @@ def run_command(args: argparse.Namespace) -> int:
     get_profile(args.profile)  # an unknown name fails here, with the known ones
     base = resolve(args.profile, parse_overrides(args.set))
     variants = [parse_overrides(text.split(",")) for text in args.variant] or [{}]
-    label = base.label
+    heldout = DEFAULT_HELDOUT[args.stream] if args.heldout is None else args.heldout
+    label, table_name = base.label, TABLES[args.stream]
     command = "fusionseg select-recipe " + " ".join(
-        [f"--profile {args.profile}"]
+        [f"--profile {args.profile}", f"--stream {args.stream}"]
         + [f"-p {pair}" for pair in args.set]
         + [f"--variant {text}" for text in args.variant]
-        + [f"--iterations {args.iterations}", f"--heldout {args.heldout}"]
+        + [f"--iterations {args.iterations}", f"--heldout {heldout}"]
         + (["--record"] if args.record else [])
     )
     provenance = Provenance(
-        stage="recipe_selection",
+        stage=table_name,
         profile=label,
         command=command,
-        parameters={"variants": args.variant, "iterations": args.iterations, "heldout": args.heldout},
-    )
+        parameters={"stream": args.stream, "variants": args.variant, "iterations": args.iterations,
+                    "heldout": heldout},
+    )  # fmt: skip
     with timed_stage(provenance):
-        train, kept_out = split_training_set(base, args.heldout)  # the variants change no data
-        rows = [score_variant(base, variant, args.iterations, train, kept_out) for variant in variants]
+        # the variants change no data (a variant that changes the pseudo-labels is not measured here)
+        if args.stream == "appearance":
+            train, kept_out = split_training_set(base, heldout)
+            score = image_set_scorer(kept_out)
+        else:
+            for variant in variants:
+                check_keeps_the_pseudo_labels(base, variant)
+            train, videos = split_pseudo_labels(base, heldout)
+            score = video_scorer(base, videos)
+        rows = [
+            score_variant(base, args.stream, variant, args.iterations, train, score) for variant in variants
+        ]
         table = pd.DataFrame(rows)
-        provenance.outputs.append(str(write_table(table, label, "recipe_selection")))
+        provenance.outputs.append(str(write_table(table, label, table_name)))
     print(table.to_string(index=False))
     return 0

@@ -94,6 +94,16 @@ class Chain:
                 return stage
         raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(self.names)}")
 
+    def stages_before(self, name: str) -> list[str]:
+        """The stages `name` depends on, directly or not, in chain order."""
+        needed, pending = set(), list(self.stage(name).depends)
+        while pending:
+            dependency = pending.pop()
+            if dependency not in needed:
+                needed.add(dependency)
+                pending.extend(self.stage(dependency).depends)
+        return [stage for stage in self.names if stage in needed]
+
     def for_profile(self, profile: Profile) -> tuple[str, ...]:
         """The stages this profile runs, in order."""
         return tuple(stage.name for stage in self.stages if stage.applies(profile))

@@ -48,3 +48,39 @@ def test_select_recipe_writes_one_row_per_variant(
     )
     assert weights.is_file()
     assert "decoder=skip4" in capsys.readouterr().out
+
+
+def test_motion_variants_hold_out_whole_videos_and_score_them_on_true_masks(
+    results_tmp, tmp_path, monkeypatch, one_torch_thread
+):
+    """--stream motion trains on the pseudo-labels of all weak videos but the last ones, and scores
+    J on those videos' true masks; a variant that would change the pseudo-labels is refused."""
+    from fusionseg import pipeline
+    from fusionseg.recipe_search import split_pseudo_labels
+
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
+    profile = profiles.resolve("smoke")
+    train, videos = split_pseudo_labels(profile, 1)
+    names = sorted(video.name for video in pipeline.weak_videos_of(profile))
+    assert [video.name for video in videos] == names[-1:]
+    assert all(video.mask(i) is not None for video in videos for i in video.annotated_indices)
+    assert not any(item.image_path.name.startswith(names[-1] + "_") for item in train.items)
+
+    args = [
+        "select-recipe",
+        "--profile",
+        "smoke",
+        "--stream",
+        "motion",
+        "--iterations",
+        "2",
+        "--heldout",
+        "1",
+    ]
+    assert main([*args, "--variant", "motion_decoder=none", "--variant", "motion_decoder=skip4"]) == 0
+    table = pd.read_csv(results_tmp / "smoke" / "recipe_selection_motion.csv")
+    assert list(table["variant"]) == ["motion_decoder=none", "motion_decoder=skip4"]
+    assert (table["heldout_videos"] == names[-1]).all() and (table["train_images"] == len(train)).all()
+    assert table["heldout_J"].between(0, 1).all()
+    with pytest.raises(ValueError, match="changes the pseudo_labels stage"):
+        main([*args, "--variant", "pseudo_labels.flow_threshold=3"])
