@@ -63,7 +63,7 @@ def test_motion_variants_hold_out_whole_videos_and_score_them_on_true_masks(
     train, videos = split_pseudo_labels(profile, 1)
     names = sorted(video.name for video in pipeline.weak_videos_of(profile))
     assert [video.name for video in videos] == names[-1:]
-    assert all(video.mask(i) is not None for video in videos for i in video.annotated_indices)
+    assert all(video.label(i) is not None for video in videos for i in video.annotated_indices)
     assert not any(item.image_path.name.startswith(names[-1] + "_") for item in train.items)
 
     args = [
