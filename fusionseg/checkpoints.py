@@ -87,6 +87,11 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_iteration(path: Path | None) -> int:
+    """The iteration a checkpoint was saved at, read from its name (0 for None: nothing trained yet)."""
+    return 0 if path is None else int(Path(path).stem.removeprefix("checkpoint-"))
+
+
 def list_checkpoints(out_dir: Path) -> list[Path]:
     """The checkpoints in `out_dir`, oldest first (the zero-padded iteration sorts by name)."""
     return sorted(Path(out_dir).glob("checkpoint-*.pt"))

@@ -142,7 +142,7 @@ def score_variant(
 ) -> dict[str, Any]:
     """Train `stream` as one variant of `base` on the `train` pairs and score it. Its weights go to
     `runs/<base label>/<table>/<variant>,iterations=N/` (resumed if there)."""
-    from fusionseg.checkpoints import load_stream
+    from fusionseg.checkpoints import checkpoint_iteration, latest_checkpoint, load_stream
     from fusionseg.train.stream import ImageSetPairs, train_stream
 
     profile = resolve(
@@ -150,14 +150,16 @@ def score_variant(
     )
     folder = base.work_dir() / TABLES[stream] / f"{variant_name(variant)},iterations={iterations}"
     config = train_config(profile, folder, stream)
+    resumed_at = checkpoint_iteration(latest_checkpoint(Path(config.out_dir)))
     start = time.perf_counter()
     train_stream(config, ImageSetPairs(train))
-    train_s = time.perf_counter() - start
+    trained = iterations - resumed_at  # the speed of the steps this call ran (none when all were cached)
+    seconds_per_iteration = (time.perf_counter() - start) / trained if trained > 0 else float("nan")
     model = load_stream(Path(config.out_dir) / "model.pt").to(profile.torch_device())
     return (
         {"variant": variant_name(variant), "iterations": iterations, "train_images": len(train)}
         | score(model)
-        | {"train_s_per_iteration": train_s / iterations}
+        | {"train_s_per_iteration": seconds_per_iteration}
     )
 
 

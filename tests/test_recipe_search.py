@@ -48,6 +48,12 @@ def test_select_recipe_writes_one_row_per_variant(
     )
     assert weights.is_file()
     assert "decoder=skip4" in capsys.readouterr().out
+    assert (table["train_s_per_iteration"] > 0).all()
+
+    assert main([*args, "--iterations", "2", "--heldout", "4"]) == 0  # resumed: nothing left to train
+    again = pd.read_csv(results_tmp / "smoke" / "recipe_selection.csv")
+    assert list(again["heldout_iou"]) == list(table["heldout_iou"])
+    assert again["train_s_per_iteration"].isna().all()  # no step ran, so no speed to report
 
 
 def test_motion_variants_hold_out_whole_videos_and_score_them_on_true_masks(
