@@ -271,7 +271,7 @@ PROFILES: dict[str, Profile] = {
         # (`fusionseg select-recipe --stream motion`, 400 iterations) the decoder scored J 26.9 against
         # 25.3 without it, a difference within the noise of so short a run; and at the full 2,000
         # iterations a motion stream with the decoder collapsed to background on its own training
-        # frames (every prediction empty), where the one without it trained as expected
+        # frames (every prediction empty); without it, the stream is the paper's network
         motion_decoder="none",
         **_LITE,
     ),
