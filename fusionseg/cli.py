@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run the paper's chain end to end for a profile (cached, resumable)",
     ),
     "bench": ("fusionseg.bench", "measure speeds on this machine and record them"),
+    "agreement": (
+        "fusionseg.agreement",
+        "run a profile's chain on two paths through the CPU (ISA, threads) and compare every table",
+    ),
     "select-recipe": (
         "fusionseg.recipe_search",
         "compare stream recipes on held-out training images (never a test set)",

@@ -122,6 +122,10 @@ def save_figure(figure: Any, profile: str, name: str, dpi: int = 120) -> Path:
     return path
 
 
+# How far two runs of one profile may differ and still count as reproducing each other (J, in points):
+# the book's check of a reader's run against the committed reference, and `fusionseg agreement`.
+TOLERANCE_J = 1.5
+
 # Paths whose changes do not make a checkout "dirty" for provenance: the results a run just wrote.
 GENERATED_PATHS = ("results",)
 

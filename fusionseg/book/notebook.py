@@ -20,7 +20,7 @@ import pandas as pd
 
 from fusionseg import paper_numbers
 from fusionseg.profiles import PROFILES, Profile, flatten_overrides, resolve
-from fusionseg.results import recording, reference_root, results_root
+from fusionseg.results import TOLERANCE_J, recording, reference_root, results_root
 
 REAL_LITE = "real-lite"  # the committed real-data run (DAVIS 2016 + DUTS)
 
@@ -52,9 +52,6 @@ def absent(what: str, why: str) -> None:
 # The results ledger: the committed reference (results/) and this checkout's own runs (runs/results/)
 
 RUN_SUFFIX = " (this run)"  # how the tables name a reader's own run beside the committed reference
-# Two runs of the default book on different CPUs (or oneDNN ISA paths) should agree within this many
-# points of J on every method; `reference_check` flags larger differences.
-TOLERANCE_J = 1.5
 
 
 def _labels(root: Path, table: str | None) -> list[str]:
@@ -139,6 +136,28 @@ def reference_check(name: str, label: str) -> pd.DataFrame | None:
                    f"J points** for {rows}. See the reproducibility appendix for what moves between machines.")  # fmt: skip
     display(Markdown(verdict))
     return table.round(2)
+
+
+def agreement_check(label: str) -> pd.DataFrame | None:
+    """Show `fusionseg agreement`'s table of `label` (two paths through the CPU, every ledger value
+    side by side) and say plainly how many values differ by more than `TOLERANCE_J`."""
+    from IPython.display import Markdown, display
+
+    from fusionseg.agreement import summary
+
+    table = result_table(label, "agreement")
+    if table is None:
+        display(Markdown(f"*No agreement run of `{label}` yet: `fusionseg agreement --profile {label}` makes one "
+                         "(two chains, about twice the time of `fusionseg reproduce`).*"))  # fmt: skip
+        return None
+    within = table.iloc[:, -1].astype(bool)
+    verdict = summary(table)
+    if within.all():
+        display(Markdown(f"The two runs agree: {verdict}."))
+    else:
+        display(Markdown(f"**The two runs disagree beyond ±{TOLERANCE_J} J points on {int((~within).sum())} "
+                         f"values:** {verdict}."))  # fmt: skip
+    return table.set_index(["table", "method", "column"]).round(2)
 
 
 def comparison(name: str, index: str = "method") -> pd.DataFrame:
