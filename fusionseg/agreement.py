@@ -142,17 +142,7 @@ def summary(compared: pd.DataFrame) -> str:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--profile", choices=profiles_module.profile_names(), default=profiles_module.DEFAULT_PROFILE
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a profile override (repeatable)",
-    )
+    profiles_module.add_profile_arguments(parser)
     parser.add_argument(
         "--path",
         action="append",

@@ -312,6 +312,20 @@ def profile_names() -> list[str]:
     return list(PROFILES)
 
 
+def add_profile_arguments(parser: Any) -> None:
+    """`--profile NAME` and repeatable `-p KEY=VALUE` overrides (`args.param`), as the commands that
+    run the chain take them."""
+    parser.add_argument("--profile", choices=profile_names(), default=DEFAULT_PROFILE, help="run profile")
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile field, e.g. -p iterations=100 -p pseudo_labels.flow_threshold=20 (repeatable)",
+    )
+
+
 def overridable_fields() -> list[str]:
     """Fields a user may override (`fusionseg book -p KEY=VALUE`, a notebook's parameters cell); a
     nested setting's fields as `field.sub` (e.g. `pseudo_labels.flow_threshold`)."""

@@ -14,17 +14,7 @@ from fusionseg.stages import log
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--profile", choices=profiles_module.profile_names(), default=profiles_module.DEFAULT_PROFILE
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a profile field, e.g. -p iterations=100 -p pseudo_labels.flow_threshold=20 (repeatable)",
-    )
+    profiles_module.add_profile_arguments(parser)
     parser.add_argument("--until", choices=pipeline.CHAIN.names, help="stop after this stage")
     parser.add_argument(
         "--force",
