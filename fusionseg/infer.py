@@ -424,8 +424,12 @@ def overlay(
 
 
 def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
-    """An animated GIF (looping), written atomically."""
-    images = [Image.fromarray(frame) for frame in frames]
+    """An animated GIF (looping), written atomically.
+
+    Each frame gets its own 256-colour palette by the fast octree method: Pillow's default for RGB
+    frames (median cut) took 10 s for 50 textured 427x240 frames, longer than segmenting them, and
+    the octree 0.2 s, with no visible difference in an overlay."""
+    images = [Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE) for frame in frames]
     with atomic_path(path) as tmp:
         images[0].save(
             tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
