@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from fusionseg import profiles as profiles_module
-from fusionseg.io import REPO_ROOT, DataError
+from fusionseg.io import DataError, runs_root
 from fusionseg.results import (
     TOLERANCE_J,
     Provenance,
@@ -67,7 +67,7 @@ def path_folder(text: str, root: Path | None = None) -> Path:
     """The work folder of a path's run (its runs/ and its results), `runs/agreement/<path>/`."""
     slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", text)
     if root is None:
-        root = Path(os.environ.get("FUSIONSEG_RUNS", REPO_ROOT / "runs")) / "agreement"
+        root = runs_root() / "agreement"
     return root / slug
 
 

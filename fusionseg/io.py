@@ -30,6 +30,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 """This checkout's root: where `results/`, `runs/`, `.cache/` and `book/` live by default."""
 
 
+def runs_root() -> Path:
+    """Where runs keep what is not committed (weights, caches of stages, a reader's results):
+    `runs/` of this checkout (git-ignored), or the folder FUSIONSEG_RUNS names."""
+    return Path(os.environ.get("FUSIONSEG_RUNS", REPO_ROOT / "runs"))
+
+
 def data_root(required: bool = True) -> Path | None:
     """The real-data folder from the environment variable `FUSIONSEG_DATA`."""
     value = os.environ.get("FUSIONSEG_DATA")

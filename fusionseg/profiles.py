@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionseg.data.types import Video
-from fusionseg.io import REPO_ROOT, DataError
+from fusionseg.io import REPO_ROOT, DataError, runs_root
 from fusionseg.io import data_root as env_data_root
 from fusionseg.pseudo_labels import PseudoLabelConfig
 from fusionseg.synth.world import SynthConfig
@@ -162,7 +162,7 @@ class Profile:
     def work_dir(self) -> Path:
         """Where this run keeps what is not a result (weights, predicted masks): `runs/<label>/`
         (git-ignored; FUSIONSEG_RUNS moves it)."""
-        return Path(os.environ.get("FUSIONSEG_RUNS", REPO_ROOT / "runs")) / self.label
+        return runs_root() / self.label
 
     def torch_device(self) -> str:
         """ "cuda" or "cpu": resolves "auto" by asking torch whether a GPU is there; asking for "cuda"

@@ -42,7 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fusionseg.io import REPO_ROOT, DataError, atomic_path, write_json
+from fusionseg.io import REPO_ROOT, DataError, atomic_path, runs_root, write_json
 
 LIBRARIES = (
     "torch",
@@ -68,7 +68,7 @@ def results_root() -> Path:
     value = os.environ.get("FUSIONSEG_RESULTS")
     if value:
         return Path(value)
-    return Path(os.environ.get("FUSIONSEG_RUNS", REPO_ROOT / "runs")) / "results"
+    return runs_root() / "results"
 
 
 def recording() -> bool:
