@@ -26,6 +26,8 @@ ablation never overwrites the profile's own numbers.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,10 +132,18 @@ class Profile:
         if self.data_root is not None:
             return Path(self.data_root).expanduser()
         if self.data == "synthetic":
-            return synthetic_cache_root() / f"{self.name}-seed{self.seed}"
+            return synthetic_cache_root() / self.world_folder_name()
         root = env_data_root(required=True)
         assert root is not None
         return root
+
+    def world_folder_name(self) -> str:
+        """The synthetic world's cache folder, `<name>-seed<seed>-<digest of the world's sizes>`: a run
+        with other sizes (`-p world.davis_val=24`) gets a world of its own, instead of regenerating
+        the profile's world in place under the profile's cached stages."""
+        assert self.world is not None, f"profile {self.name}: synthetic data needs a world"
+        sizes = json.dumps(self.world.as_dict(), sort_keys=True).encode()
+        return f"{self.name}-seed{self.seed}-{hashlib.sha256(sizes).hexdigest()[:8]}"
 
     def dataset_folder(self, dataset: str) -> Path:
         """The folder to hand the reader of `dataset` (inside the synthetic world, or under the data root)."""

@@ -38,7 +38,13 @@ def test_resolve_rejects_unknown_fields_and_conflicts():
 
 def test_data_roots(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONSEG_CACHE", str(tmp_path))
-    assert profiles.get_profile("smoke").resolve_data_root() == tmp_path / "synthetic" / "smoke-seed0"
+    smoke = profiles.get_profile("smoke").resolve_data_root()
+    assert smoke.parent == tmp_path / "synthetic" and smoke.name.startswith("smoke-seed0-")
+    # the world's sizes name its folder: an ablation of them never regenerates the profile's world
+    mini = profiles.resolve("mini").resolve_data_root()
+    assert profiles.resolve("mini", {"iterations": 10}).resolve_data_root() == mini
+    assert profiles.resolve("mini", {"world.davis_val": 24}).resolve_data_root() != mini
+    assert profiles.resolve("mini", seed=1).resolve_data_root().name.startswith("mini-seed1-")
     assert profiles.resolve("mini", data_root=str(tmp_path / "w")).resolve_data_root() == tmp_path / "w"
     monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
     assert profiles.resolve("mini", seed=3).work_dir() == tmp_path / "runs" / "mini+seed=3"
