@@ -157,6 +157,8 @@ def train_config(profile: Profile, folder: Path, stream: str) -> Any:
         iterations=profile.iterations,
         batch_size=profile.batch_size,
         crop_size=profile.crop_size,
+        lr=profile.stream_lr,
+        optimizer=profile.stream_optimizer,
         backbone=profile.backbone,
         output_stride=profile.output_stride,
         decoder=profile.decoder if stream == "appearance" else profile.motion_decoder,

@@ -96,6 +96,9 @@ class Profile:
     backbone: str  # "lite0" (EfficientNet-Lite0) or "resnet101" (DeepLab-v2, the release's)
     output_stride: int
     device: str  # "cpu", "cuda" or "auto" (cuda when available)
+    # the streams' solver (fusionseg.train.stream.make_optimizer): "sgd" at 1e-3 is the paper's
+    stream_optimizer: str = "sgd"
+    stream_lr: float = 1e-3
     # the appearance stream's decoder (fusionseg.models.decoder): "none" is the paper's network (the
     # release's head at output_stride); "skip4" refines it at stride 4 with the backbone's low-level features
     decoder: str = "none"

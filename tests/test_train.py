@@ -19,6 +19,7 @@ from fusionseg.train.stream import (
     FolderPairs,
     StreamSampler,
     TrainConfig,
+    make_optimizer,
     poly_lr,
     segmentation_loss,
     train_stream,
@@ -195,6 +196,36 @@ def test_resume_continues_bit_identically(tmp_path):
         assert torch.equal(a, b), name
     saved = load_checkpoint(Path(config.out_dir) / "model.pt")
     assert saved["iteration"] == 6 and saved["config"]["kind"] == "stream"
+
+
+def test_adamw_caps_the_head_multipliers_and_decays_what_sgd_decays():
+    from fusionseg.models import build_stream
+
+    model = build_stream("lite0", pretrained=False)
+    sgd = make_optimizer(model, TrainConfig(lr=1e-3))
+    adamw = make_optimizer(model, TrainConfig(lr=5e-4, optimizer="adamw"))
+    assert isinstance(sgd, torch.optim.SGD) and isinstance(adamw, torch.optim.AdamW)
+    assert [g["lr_mult"] for g in sgd.param_groups] == [1, 10, 20]
+    assert [g["lr_mult"] for g in adamw.param_groups] == [1, 5, 5]
+    assert [g["lr"] for g in adamw.param_groups] == pytest.approx([5e-4, 2.5e-3, 2.5e-3])
+    assert [g["weight_decay"] for g in adamw.param_groups] == [1e-2, 1e-2, 0.0]  # no decay on biases
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="adam")
+
+
+def test_adamw_runs_resume_bit_identically(tmp_path):
+    uninterrupted = train_stream(
+        tiny_config(tmp_path / "a", optimizer="adamw", lr=0.01), RandomPairs(), TinyNet()
+    )
+    config = tiny_config(tmp_path / "b", optimizer="adamw", lr=0.01)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_stream(config, RandomPairs(crash_after=6), TinyNet())
+    resumed = train_stream(
+        tiny_config(tmp_path / "b", optimizer="adamw", lr=0.01, resume=True), RandomPairs(), TinyNet()
+    )
+    for a, b in zip(uninterrupted.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(TinyNet().parameters()), next(resumed.parameters()))  # it trained
 
 
 def test_resume_refuses_a_changed_configuration(tmp_path):

@@ -10,7 +10,14 @@ from pathlib import Path
 from fusionseg.io import DataError
 from fusionseg.models.decoder import DECODERS
 from fusionseg.train.fusion import run_fusion
-from fusionseg.train.stream import FolderPairs, ImageSetPairs, PairDataset, TrainConfig, train_stream
+from fusionseg.train.stream import (
+    OPTIMIZERS,
+    FolderPairs,
+    ImageSetPairs,
+    PairDataset,
+    TrainConfig,
+    train_stream,
+)
 
 
 def load_pairs(dataset: str | None, split: str, root: Path | None, pairs_dir: Path | None) -> PairDataset:
@@ -48,6 +55,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch")
     parser.add_argument("--crop", type=int, default=defaults.crop_size, help="square crop size (px)")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="base learning rate (poly schedule)")
+    parser.add_argument(
+        "--optimizer", default=defaults.optimizer, choices=list(OPTIMIZERS), help="sgd: the paper's solver"
+    )
     parser.add_argument("--scale", type=float, nargs=2, default=defaults.scale_range, metavar=("MIN", "MAX"))
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     parser.add_argument("--backbone", default=defaults.backbone, choices=["lite0", "resnet101"])
@@ -79,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         crop_size=args.crop,
         lr=args.lr,
+        optimizer=args.optimizer,
         scale_range=tuple(args.scale),
         flip=not args.no_flip,
         backbone=args.backbone,
