@@ -3,7 +3,7 @@
 | profile     | data                          | backbone  | runs on          | purpose                          |
 |-------------|-------------------------------|-----------|------------------|----------------------------------|
 | `smoke`     | synthetic world, tiny         | lite0     | CPU, minutes     | CI: every notebook executes      |
-| `mini`      | synthetic world               | lite0     | 2-core CPU, 15 m | the README's default book        |
+| `mini`      | synthetic world               | lite0     | 2-core CPU, 25 m | the README's default book        |
 | `real-lite` | DAVIS 2016 + DUTS             | lite0     | CPU h / GPU min  | the real reproduction we can run |
 | `paper`     | VOC+SBD, ImageNet VID, ...    | resnet101 | GPU              | the paper's full recipe          |
 
@@ -243,7 +243,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "mini": Profile(
         name="mini",
-        description="synthetic world generated on the fly; the whole book in 15 minutes on 2 CPU cores",
+        description="synthetic world generated on the fly; the whole book in about 25 minutes on 2 CPU cores",
         data="synthetic",
         plan=SYNTHETIC_PLAN,
         world=SynthConfig(profile="mini"),

@@ -160,6 +160,20 @@ def agreement_check(label: str) -> pd.DataFrame | None:
     return table.set_index(["table", "method", "column"]).round(2)
 
 
+def agreement_overview() -> pd.DataFrame | None:
+    """Every recorded `fusionseg agreement` run, per table: how many values it compared, how many agree
+    within the tolerance, and the largest and mean spread (points); None when there is none."""
+    table = ledger_table("agreement")
+    if table.empty:
+        return None
+    within = table.filter(like="within").fillna(False).astype(bool).any(axis=1)
+    grouped = table.assign(within=within).groupby(["source", "table"], sort=False)
+    return grouped.agg(
+        values=("spread", "size"), within=("within", "sum"), largest_spread=("spread", "max"),
+        mean_spread=("spread", "mean"),
+    ).round(2)  # fmt: skip
+
+
 def comparison(name: str, index: str = "method") -> pd.DataFrame:
     """The paper's table `name` beside every profile's numbers from the ledger.
 
