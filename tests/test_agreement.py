@@ -86,3 +86,27 @@ def test_the_command_refuses_fewer_than_two_paths_and_bad_paths(capsys):
     assert "at least two different paths" in capsys.readouterr().err
     assert main(["agreement", "--profile", "smoke", "--path", "default", "--path", "SSE41"]) == 1
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_overview_counts_each_recorded_runs_agreement_per_table(tmp_path, monkeypatch):
+    from fusionseg.book import notebook as nbk
+
+    columns = "table,method,column,default,OMP_NUM_THREADS=1,spread,within ±1.5\n"
+    rows = {
+        "mini": ["table1_davis,Ours-A,Avg. IoU,40,43,3,False", "table1_davis,Ours-M,Avg. IoU,40,41,1,True",
+                 "table2_youtube_objects,Ours-A,car,20,20.5,0.5,True"],
+        "mini+x=1": ["table1_davis,Ours-A,Avg. IoU,40,40.2,0.2,True"],
+    }  # fmt: skip
+    for label, lines in rows.items():
+        (tmp_path / "ref" / label).mkdir(parents=True)
+        (tmp_path / "ref" / label / "agreement.csv").write_text(columns + "\n".join(lines) + "\n")
+    monkeypatch.setenv("FUSIONSEG_REFERENCE", str(tmp_path / "ref"))
+    monkeypatch.setenv("FUSIONSEG_RESULTS", str(tmp_path / "own"))
+    overview = nbk.agreement_overview()
+    assert overview.loc[("mini", "table1_davis")].to_dict() == {
+        "values": 2, "within": 1, "largest_spread": 3.0, "mean_spread": 2.0
+    }  # fmt: skip
+    assert overview.loc[("mini", "table2_youtube_objects"), "within"] == 1
+    assert overview.loc[("mini+x=1", "table1_davis"), "largest_spread"] == 0.2
+    monkeypatch.setenv("FUSIONSEG_REFERENCE", str(tmp_path / "none"))
+    assert nbk.agreement_overview() is None
