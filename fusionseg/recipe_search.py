@@ -20,7 +20,12 @@ The test sets (DUTS-TE, DAVIS val, SegTrack-v2) are never read.
 
 write `<results>/<profile>/recipe_selection.csv` (appearance) or `recipe_selection_motion.csv`, one
 row per variant (the book's ablation tables), and keep each variant's weights under
-`runs/<profile>/recipe_selection[_motion]/` (a rerun resumes them).
+`runs/<profile>/recipe_selection[_motion]/` (a rerun resumes them). `--question NAME` names what a
+comparison asks, and its table (`recipe_selection_solver.csv` for `--question solver`), so that a
+second question does not overwrite the first one's table:
+
+    fusionseg select-recipe --profile real-lite --question solver \
+        --variant stream_optimizer=sgd --variant stream_optimizer=adamw,stream_lr=0.0005
 """
 
 from __future__ import annotations
@@ -190,7 +195,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help=f"kept out of training: appearance images (default {DEFAULT_HELDOUT['appearance']}) or "
         f"weak videos (default {DEFAULT_HELDOUT['motion']})",
     )
+    parser.add_argument(
+        "--question",
+        help="a name for what is compared (e.g. solver): the table becomes recipe_selection_<question>.csv, "
+        "so that one question's table never overwrites another's",
+    )
     add_record_argument(parser)
+
+
+def table_name(stream: str, question: str | None) -> str:
+    """The selection table of `stream`, one per question: `recipe_selection[_motion][_<question>]`."""
+    if question is not None and not question.isidentifier():
+        raise DataError(f"--question {question!r}: expected a short name of letters, digits and _")
+    return TABLES[stream] + (f"_{question}" if question else "")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -200,16 +217,17 @@ def run_command(args: argparse.Namespace) -> int:
     base = resolve(args.profile, parse_overrides(args.set))
     variants = [parse_overrides(text.split(",")) for text in args.variant] or [{}]
     heldout = DEFAULT_HELDOUT[args.stream] if args.heldout is None else args.heldout
-    label, table_name = base.label, TABLES[args.stream]
+    label, table = base.label, table_name(args.stream, args.question)
     command = "fusionseg select-recipe " + " ".join(
         [f"--profile {args.profile}", f"--stream {args.stream}"]
         + [f"-p {pair}" for pair in args.set]
         + [f"--variant {text}" for text in args.variant]
         + [f"--iterations {args.iterations}", f"--heldout {heldout}"]
+        + ([f"--question {args.question}"] if args.question else [])
         + (["--record"] if args.record else [])
     )
     provenance = Provenance(
-        stage=table_name,
+        stage=table,
         profile=label,
         command=command,
         parameters={"stream": args.stream, "variants": args.variant, "iterations": args.iterations,
@@ -228,7 +246,7 @@ def run_command(args: argparse.Namespace) -> int:
         rows = [
             score_variant(base, args.stream, variant, args.iterations, train, score) for variant in variants
         ]
-        table = pd.DataFrame(rows)
-        provenance.outputs.append(str(write_table(table, label, table_name)))
-    print(table.to_string(index=False))
+        scores = pd.DataFrame(rows)
+        provenance.outputs.append(str(write_table(scores, label, table)))
+    print(scores.to_string(index=False))
     return 0

@@ -55,6 +55,21 @@ def test_select_recipe_writes_one_row_per_variant(
     assert list(again["heldout_iou"]) == list(table["heldout_iou"])
     assert again["train_s_per_iteration"].isna().all()  # no step ran, so no speed to report
 
+    # a second question gets a table of its own; the first one's stays as it was
+    solver = ["--variant", "stream_optimizer=adamw,stream_lr=0.01", "--question", "solver"]
+    assert main(["select-recipe", "--profile", "smoke", *solver, "--iterations", "2", "--heldout", "4"]) == 0
+    assert list(pd.read_csv(results_tmp / "smoke" / "recipe_selection_solver.csv")["variant"]) == [
+        "stream_optimizer=adamw,stream_lr=0.01"
+    ]
+    assert list(pd.read_csv(results_tmp / "smoke" / "recipe_selection.csv")["variant"]) == list(
+        table["variant"]
+    )
+    record = json.loads((results_tmp / "smoke" / "provenance" / "recipe_selection_solver.json").read_text())
+    assert record["command"].endswith("--question solver")
+    capsys.readouterr()
+    assert main(["select-recipe", "--profile", "smoke", "--question", "a/b", "--iterations", "2"]) != 0
+    assert "--question 'a/b'" in capsys.readouterr().err
+
 
 def test_motion_variants_hold_out_whole_videos_and_score_them_on_true_masks(
     results_tmp, tmp_path, monkeypatch, one_torch_thread
