@@ -96,13 +96,16 @@ class Profile:
     backbone: str  # "lite0" (EfficientNet-Lite0) or "resnet101" (DeepLab-v2, the release's)
     output_stride: int
     device: str  # "cpu", "cuda" or "auto" (cuda when available)
-    # the streams' solver (fusionseg.train.stream.make_optimizer): "sgd" at 1e-3 is the paper's
-    stream_optimizer: str = "sgd"
-    stream_lr: float = 1e-3
+    # the appearance stream's solver (fusionseg.train.stream.make_optimizer): "sgd" at 1e-3 is the
+    # paper's; "adamw" is ours, for short budgets (chosen per profile by `fusionseg select-recipe`)
+    optimizer: str = "sgd"
+    lr: float = 1e-3
     # the appearance stream's decoder (fusionseg.models.decoder): "none" is the paper's network (the
     # release's head at output_stride); "skip4" refines it at stride 4 with the backbone's low-level features
     decoder: str = "none"
     motion_decoder: str = "none"  # the same choice for the motion stream
+    motion_optimizer: str = "sgd"  # the motion stream's solver, a separate choice
+    motion_lr: float = 1e-3
     world: SynthConfig | None = None  # the synthetic world's size (synthetic data only)
     data_root: str | None = None  # None: the synthetic world's cache, or $FUSIONSEG_DATA for real data
     seed: int = 0

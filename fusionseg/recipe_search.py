@@ -25,7 +25,7 @@ comparison asks, and its table (`recipe_selection_solver.csv` for `--question so
 second question does not overwrite the first one's table:
 
     fusionseg select-recipe --profile real-lite --question solver \
-        --variant stream_optimizer=sgd --variant stream_optimizer=adamw,stream_lr=0.0005
+        --variant optimizer=sgd --variant optimizer=adamw,lr=0.0005
 """
 
 from __future__ import annotations

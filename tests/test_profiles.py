@@ -29,8 +29,8 @@ def test_resolve_labels_only_changes_that_alter_results():
 def test_resolve_rejects_unknown_fields_and_conflicts():
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
         profiles.resolve("huge")
-    with pytest.raises(ValueError, match=r"unknown profile field\(s\) \['lr'\]"):
-        profiles.resolve("mini", {"lr": 0.1})
+    with pytest.raises(ValueError, match=r"unknown profile field\(s\) \['learning_rate'\]"):
+        profiles.resolve("mini", {"learning_rate": 0.1})
     with pytest.raises(ValueError, match="given twice"):
         profiles.resolve("mini", {"iterations": 10}, iterations=20)
     assert profiles.resolve("mini", {"iterations": 10}, iterations=10).iterations == 10

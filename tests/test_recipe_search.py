@@ -56,10 +56,10 @@ def test_select_recipe_writes_one_row_per_variant(
     assert again["train_s_per_iteration"].isna().all()  # no step ran, so no speed to report
 
     # a second question gets a table of its own; the first one's stays as it was
-    solver = ["--variant", "stream_optimizer=adamw,stream_lr=0.01", "--question", "solver"]
+    solver = ["--variant", "optimizer=adamw,lr=0.01", "--question", "solver"]
     assert main(["select-recipe", "--profile", "smoke", *solver, "--iterations", "2", "--heldout", "4"]) == 0
     assert list(pd.read_csv(results_tmp / "smoke" / "recipe_selection_solver.csv")["variant"]) == [
-        "stream_optimizer=adamw,stream_lr=0.01"
+        "optimizer=adamw,lr=0.01"
     ]
     assert list(pd.read_csv(results_tmp / "smoke" / "recipe_selection.csv")["variant"]) == list(
         table["variant"]
