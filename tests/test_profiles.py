@@ -53,3 +53,22 @@ def test_data_roots(tmp_path, monkeypatch):
         profiles.get_profile("real-lite").resolve_data_root()
     monkeypatch.setenv("FUSIONSEG_DATA", str(tmp_path))
     assert profiles.get_profile("real-lite").resolve_data_root() == tmp_path
+
+
+def test_each_stream_trains_with_its_own_solver():
+    from pathlib import Path
+
+    from fusionseg.pipeline import _train_parameters, train_config
+
+    profile = profiles.resolve("mini", {"optimizer": "adamw", "lr": 5e-4})
+    appearance = train_config(profile, Path("run"), "appearance")
+    motion = train_config(profile, Path("run"), "motion")
+    assert (appearance.optimizer, appearance.lr) == ("adamw", 5e-4)
+    assert (motion.optimizer, motion.lr) == (
+        "sgd",
+        1e-3,
+    )  # the paper's, unless motion_optimizer says otherwise
+    # the solver is part of what a stream's cache key hashes: another solver never reuses the weights
+    mini = profiles.resolve("mini")
+    assert _train_parameters(profile, "appearance", "x") != _train_parameters(mini, "appearance", "x")
+    assert _train_parameters(profile, "motion", "x") == _train_parameters(mini, "motion", "x")
