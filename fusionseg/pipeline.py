@@ -152,16 +152,17 @@ def train_config(profile: Profile, folder: Path, stream: str) -> Any:
 
     if stream not in STREAMS:
         raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+    appearance = stream == "appearance"  # each stream has its own decoder and solver
     return TrainConfig(
         out_dir=str(folder / "train"),
         iterations=profile.iterations,
         batch_size=profile.batch_size,
         crop_size=profile.crop_size,
-        lr=profile.lr if stream == "appearance" else profile.motion_lr,
-        optimizer=profile.optimizer if stream == "appearance" else profile.motion_optimizer,
+        lr=profile.lr if appearance else profile.motion_lr,
+        optimizer=profile.optimizer if appearance else profile.motion_optimizer,
         backbone=profile.backbone,
         output_stride=profile.output_stride,
-        decoder=profile.decoder if stream == "appearance" else profile.motion_decoder,
+        decoder=profile.decoder if appearance else profile.motion_decoder,
         pretrained=True,
         seed=profile.seed,
         # data loading in this process: a forked loader worker can deadlock once OpenCV's thread

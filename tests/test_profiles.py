@@ -64,10 +64,8 @@ def test_each_stream_trains_with_its_own_solver():
     appearance = train_config(profile, Path("run"), "appearance")
     motion = train_config(profile, Path("run"), "motion")
     assert (appearance.optimizer, appearance.lr) == ("adamw", 5e-4)
-    assert (motion.optimizer, motion.lr) == (
-        "sgd",
-        1e-3,
-    )  # the paper's, unless motion_optimizer says otherwise
+    # the paper's solver, unless motion_optimizer says otherwise
+    assert (motion.optimizer, motion.lr) == ("sgd", 1e-3)
     # the solver is part of what a stream's cache key hashes: another solver never reuses the weights
     mini = profiles.resolve("mini")
     assert _train_parameters(profile, "appearance", "x") != _train_parameters(mini, "appearance", "x")

@@ -324,8 +324,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     all trainable parameters; every group carries the `lr_mult` that the poly schedule scales.
 
     "sgd" is the paper's (momentum, L2 weight decay). "adamw" caps the multipliers at
-    ADAMW_HEAD_LR_MULT and decays with ADAMW_WEIGHT_DECAY the groups that SGD decays. Over a 300-step
-    budget it trains mini's appearance stream much further (see the `mini` profile)."""
+    ADAMW_HEAD_LR_MULT and decays with ADAMW_WEIGHT_DECAY the groups that SGD decays. Over mini's
+    300-step budget it trained the appearance stream much further (held-out IoU 0.625 against SGD's
+    0.386: `results/mini/recipe_selection_solver.csv`)."""
     if hasattr(model, "param_groups"):
         groups = model.param_groups(config.lr, config.weight_decay)
     else:
