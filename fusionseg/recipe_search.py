@@ -161,7 +161,7 @@ def score_variant(
         base.name, dict(base.overrides) | flatten_overrides(variant) | {"iterations": iterations}
     )
     folder = base.work_dir() / TABLES[stream] / f"{variant_name(variant)},iterations={iterations}"
-    config = train_config(profile, folder, stream)
+    config = train_config(profile, folder, stream, appearance_run=base)  # the base's stages (checked)
     resumed_at = checkpoint_iteration(latest_checkpoint(Path(config.out_dir)))
     start = time.perf_counter()
     train_stream(config, ImageSetPairs(train))
