@@ -6,7 +6,8 @@ What is measured (each after a warm-up; the median of the repeats is reported):
 - `flow`: optical flow frames/s per method (and DIS preset) and resolution;
 - `inference`: frames/s of one stream per backbone, output stride, resolution and dtype (fp32, or
   bf16 autocast; channels_last model and input for both, as the library runs them), with the forward pass's FLOPs (counted by
-  `torch.utils.flop_counter.FlopCounterMode`) and the achieved GFLOP/s against `peak`;
+  `torch.utils.flop_counter.FlopCounterMode`) and the achieved GFLOP/s against `peak`; bf16 only
+  on a CPU with bf16 instructions (`dtypes` in the record lists what was measured);
 - `joint`: the whole joint pipeline (decode, flow, flow image, two Lite0 streams as `real-lite`
   builds them, with its decoder and folded BatchNorms, fusion, probabilities) frame by frame, with milliseconds per frame for each stage,
   and the library's own batched path (`fusionseg.infer.predict_joint` on a `JointModel`: folded
@@ -42,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -771,7 +772,8 @@ def _measure_all(plan: Plan, progress: bool) -> dict[str, Any]:
     started, load_start = time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average()
     bar = tqdm(total=7, desc="bench", disable=not progress, dynamic_ncols=True)
     with frame_files(max(plan.joint_frames, 2)) as (source, paths):
-        record: dict[str, Any] = {"format": FORMAT, "quick": plan is QUICK, "machine": machine_record()}
+        record: dict[str, Any] = {"format": FORMAT, "quick": replace(plan, dtypes=QUICK.dtypes) == QUICK}
+        record |= {"machine": machine_record(), "dtypes": list(plan.dtypes)}
         record["frames"] = source
         bar.set_postfix_str("peak matmul")
         record["peak"] = measure_peak(plan.matmul_n, plan.repeats)
@@ -1145,10 +1147,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 
 
+def plan_for_this_cpu(plan: Plan) -> Plan:
+    """`plan` without its bf16 model measurements on a CPU that has no bf16 instructions (emulated
+    bf16 took most of a 27-minute bench and measured nothing useful); the peak matmul keeps both."""
+    from fusionseg.checkpoints import cpu_has_bf16_instructions
+
+    if cpu_has_bf16_instructions() or "bf16" not in plan.dtypes:
+        return plan
+    print("bench: this CPU has no bf16 instructions; the models are measured in fp32 only")
+    return replace(plan, dtypes=tuple(dtype for dtype in plan.dtypes if dtype != "bf16"))
+
+
 def run_command(args: argparse.Namespace) -> int:
     if args.record:
         start_recording()
-    record = run_benchmark(QUICK if args.quick else FULL, args.threads)
+    record = run_benchmark(plan_for_this_cpu(QUICK if args.quick else FULL), args.threads)
     out = args.out or default_output()
     write_json(out, record)
     print(summary(record))

@@ -57,6 +57,7 @@ from fusionseg.stages import (
     stage_dir,
 )
 
+MOTION_INITS = ("imagenet", "appearance")  # Profile.motion_init
 TORCH_THREADS = 2  # the machine has 2 cores (shared)
 FUSION_MAX_BYTES = 512 * 2**20  # memory for the precomputed stream logits of the fusion stage
 FALLBACK = "pruned segmentations of every boxed frame (no test passed)"
@@ -145,9 +146,22 @@ def _data_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str
 STREAMS = ("appearance", "motion")
 
 
-def train_config(profile: Profile, folder: Path, stream: str) -> Any:
+def stream_init(profile: Profile, stream: str, appearance_run: Profile | None = None) -> bool | str:
+    """What `stream`'s weights start from: True, the ImageNet backbone (the paper's choice for both
+    streams), or for the motion stream with motion_init="appearance", the trained appearance
+    stream's weights file (backbone and head; our deviation, a lever for a short budget) of
+    `appearance_run` (default: `profile`'s own run; select-recipe's variants use their base's)."""
+    if profile.motion_init not in MOTION_INITS:
+        raise ValueError(f"motion_init must be one of {MOTION_INITS}, not {profile.motion_init!r}")
+    if stream == "appearance" or profile.motion_init == "imagenet":
+        return True
+    return str(stage_dir(appearance_run or profile, "appearance") / "train" / "model.pt")
+
+
+def train_config(profile: Profile, folder: Path, stream: str, appearance_run: Profile | None = None) -> Any:
     """The `TrainConfig` of `stream` trained for `profile` into `folder/train`: the one mapping from a
-    profile to its training run, used both to train and (`_train_parameters`) for the cache key."""
+    profile to its training run, used both to train and (`_train_parameters`) for the cache key.
+    `appearance_run`: see `stream_init`."""
     from fusionseg.train.stream import TrainConfig
 
     if stream not in STREAMS:
@@ -163,7 +177,7 @@ def train_config(profile: Profile, folder: Path, stream: str) -> Any:
         backbone=profile.backbone,
         output_stride=profile.output_stride,
         decoder=profile.decoder if appearance else profile.motion_decoder,
-        pretrained=True,
+        pretrained=stream_init(profile, stream, appearance_run),
         seed=profile.seed,
         # data loading in this process: a forked loader worker can deadlock once OpenCV's thread
         # pool has run here (the flow stage), and decoding small images is cheap beside a step
@@ -181,6 +195,8 @@ def _train_parameters(profile: Profile, stream: str, source: Any) -> dict[str, A
 
     config = dataclasses.asdict(train_config(profile, Path("."), stream))
     recipe = {name: value for name, value in config.items() if name not in RESUMABLE_CHANGES}
+    if recipe["pretrained"] is not True:  # the appearance stream's weights: their stage's key (in
+        recipe["pretrained"] = "appearance"  # the pseudo-labels' key) stands for them, not a path
     return {"source": source, "config": recipe, "device": profile.torch_device()}
 
 
@@ -230,6 +246,11 @@ def _motion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[s
     from fusionseg.train.stream import ImageSetPairs
 
     _set_threads()
+    init = stream_init(profile, "motion")
+    if init is not True and not Path(init).is_file():
+        raise DataError(
+            f"{init}: not found; motion_init='appearance' starts from the appearance stage's weights"
+        )
     pairs = load_pseudo_labels(deps["pseudo_labels"].path("set"))
     if len(pairs) == 0:
         raise DataError(

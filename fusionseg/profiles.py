@@ -106,6 +106,9 @@ class Profile:
     motion_decoder: str = "none"  # the same choice for the motion stream
     motion_optimizer: str = "sgd"  # the motion stream's solver, a separate choice
     motion_lr: float = 1e-3
+    # what the motion stream starts from (fusionseg.pipeline.stream_init): "imagenet", the paper's
+    # (the ImageNet backbone, a fresh head), or "appearance", ours (the trained appearance stream)
+    motion_init: str = "imagenet"
     world: SynthConfig | None = None  # the synthetic world's size (synthetic data only)
     data_root: str | None = None  # None: the synthetic world's cache, or $FUSIONSEG_DATA for real data
     seed: int = 0

@@ -44,7 +44,14 @@ from fusionseg import pipeline
 from fusionseg.data import DataError, Video
 from fusionseg.pipeline import STREAMS, train_config
 from fusionseg.profiles import Profile, flatten_overrides, get_profile, parse_overrides, resolve
-from fusionseg.results import Provenance, add_record_argument, start_recording, timed_stage, write_table
+from fusionseg.results import (
+    Provenance,
+    add_record_argument,
+    start_recording,
+    timed_stage,
+    unrecorded,
+    write_table,
+)
 
 # what is kept out of training, per stream: the last images of the appearance training set, or the
 # last weak videos (in name order) of the pseudo-labelled set
@@ -154,7 +161,7 @@ def score_variant(
         base.name, dict(base.overrides) | flatten_overrides(variant) | {"iterations": iterations}
     )
     folder = base.work_dir() / TABLES[stream] / f"{variant_name(variant)},iterations={iterations}"
-    config = train_config(profile, folder, stream)
+    config = train_config(profile, folder, stream, appearance_run=base)  # the base's stages (checked)
     resumed_at = checkpoint_iteration(latest_checkpoint(Path(config.out_dir)))
     start = time.perf_counter()
     train_stream(config, ImageSetPairs(train))
@@ -235,14 +242,15 @@ def run_command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     with timed_stage(provenance):
         # the variants change no data (a variant that changes the pseudo-labels is not measured here)
-        if args.stream == "appearance":
-            train, kept_out = split_training_set(base, heldout)
-            score = image_set_scorer(kept_out)
-        else:
-            for variant in variants:
-                check_keeps_the_pseudo_labels(base, variant)
-            train, videos = split_pseudo_labels(base, heldout)
-            score = video_scorer(base, videos)
+        with unrecorded():  # the chain's stages: their records belong to `fusionseg reproduce`
+            if args.stream == "appearance":
+                train, kept_out = split_training_set(base, heldout)
+                score = image_set_scorer(kept_out)
+            else:
+                for variant in variants:
+                    check_keeps_the_pseudo_labels(base, variant)
+                train, videos = split_pseudo_labels(base, heldout)
+                score = video_scorer(base, videos)
         rows = [
             score_variant(base, args.stream, variant, args.iterations, train, score) for variant in variants
         ]

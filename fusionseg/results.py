@@ -100,6 +100,20 @@ def start_recording() -> None:
     os.environ["FUSIONSEG_RESULTS"] = str(reference_root())
 
 
+@contextmanager
+def unrecorded() -> Iterator[None]:
+    """Within it, the chain's stages write this run's own ledger (`runs/results/`) even when the
+    process records the reference: a command that records one table of its own (`select-recipe
+    --record`) runs the stages it needs without re-recording them, since they belong to
+    `fusionseg reproduce --record`."""
+    saved = os.environ.pop("FUSIONSEG_RESULTS") if recording() else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["FUSIONSEG_RESULTS"] = saved
+
+
 def results_dir(profile: str) -> Path:
     path = results_root() / profile
     path.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from fusionseg import bench, profiles
+from fusionseg import bench, checkpoints, profiles
+from fusionseg.checkpoints import cpu_has_bf16_instructions
 from fusionseg.cli import main
 from fusionseg.infer import INFERENCE_BATCH
 
@@ -99,7 +100,10 @@ def test_quick_bench_writes_a_complete_record(tmp_path, results_tmp):
     _positive(record["inference"], "gflop_per_frame")
     _positive(record["threads"], "fps")
     _positive(record["training"], "images_per_s")
-    assert {row["dtype"] for row in record["inference"]} == {"fp32", "bf16"}
+    # bf16 is measured where the CPU computes in it, and not where oneDNN would emulate it
+    expected = {"fp32", "bf16"} if cpu_has_bf16_instructions() else {"fp32"}
+    assert set(record["dtypes"]) == expected
+    assert {row["dtype"] for row in record["inference"]} == expected
     for row in record["joint"]:
         stages = row["per_frame"]["stage_ms_per_frame"]
         assert set(stages) == {"decode", "flow", "flow_image", "to_tensor", "appearance", "motion", "fusion"}
@@ -460,3 +464,14 @@ def test_figures_draw_the_tables():
         assert book.get_suptitle() == "profile mini: 299.4 s in all"
     finally:
         plt.close("all")
+
+
+def test_bf16_is_measured_only_on_a_cpu_with_bf16_instructions(monkeypatch, capsys):
+    monkeypatch.setattr(checkpoints, "_cpu_flags", lambda: frozenset({"sse4_1", "avx2"}))
+    assert not checkpoints.cpu_has_bf16_instructions()
+    plan = bench.plan_for_this_cpu(bench.FULL)
+    assert plan.dtypes == ("fp32",) and plan.inference == bench.FULL.inference
+    assert "no bf16 instructions" in capsys.readouterr().out
+    for flags in ({"avx2", "avx512_bf16"}, {"amx_bf16"}, {"fp", "asimd", "bf16"}):  # x86 and Arm
+        monkeypatch.setattr(checkpoints, "_cpu_flags", lambda flags=flags: frozenset(flags))
+        assert bench.plan_for_this_cpu(bench.FULL) is bench.FULL

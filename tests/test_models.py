@@ -212,6 +212,31 @@ def test_lite0_stream_reloads_a_saved_stream(tmp_path, lite0_stream):
     torch.testing.assert_close(net.backbone._conv_stem.weight, trained.backbone._conv_stem.weight)
 
 
+def test_a_stream_starts_from_another_streams_weights_across_decoders(tmp_path):
+    """The motion stream may start from the appearance stream (`motion_init="appearance"`), whose
+    decoder it may not share: a decoder the new network lacks is dropped, one only it has starts fresh."""
+    with_decoder = build_stream("lite0", 16, pretrained=False, decoder="skip4")
+    path = tmp_path / "appearance.pt"
+    torch.save({"model": with_decoder.state_dict()}, path)  # as `fusionseg train` writes model.pt
+    plain = build_stream("lite0", 16, pretrained=path, decoder="none")
+    torch.testing.assert_close(plain.head.branches[0].weight, with_decoder.head.branches[0].weight)
+    torch.testing.assert_close(plain.backbone._conv_stem.weight, with_decoder.backbone._conv_stem.weight)
+
+    torch.save({"model": plain.state_dict()}, path)
+    torch.manual_seed(0)
+    fresh = build_stream("lite0", 16, pretrained=False, decoder="skip4")
+    torch.manual_seed(0)
+    decoded = build_stream("lite0", 16, pretrained=path, decoder="skip4")
+    torch.testing.assert_close(decoded.head.branches[0].bias, plain.head.branches[0].bias)
+    for mine, new in zip(decoded.decoder.parameters(), fresh.decoder.parameters(), strict=True):
+        torch.testing.assert_close(mine, new)  # the decoder as a fresh network starts it
+
+    wrong = {k: v for k, v in plain.state_dict().items() if not k.startswith("backbone._conv_stem")}
+    torch.save(wrong, path)
+    with pytest.raises(RuntimeError, match="backbone._conv_stem"):
+        build_stream("lite0", 16, pretrained=path, decoder="none")
+
+
 def test_stream_bf16_channels_last_matches_fp32(lite0_stream):
     net = lite0_stream.eval()
     x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))

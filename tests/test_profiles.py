@@ -70,3 +70,23 @@ def test_each_stream_trains_with_its_own_solver():
     mini = profiles.resolve("mini")
     assert _train_parameters(profile, "appearance", "x") != _train_parameters(mini, "appearance", "x")
     assert _train_parameters(profile, "motion", "x") == _train_parameters(mini, "motion", "x")
+
+
+def test_the_motion_stream_may_start_from_the_appearance_stream():
+    from pathlib import Path
+
+    from fusionseg.pipeline import _train_parameters, stage_dir, train_config
+
+    mini = profiles.resolve("mini")
+    assert train_config(mini, Path("run"), "motion").pretrained is True  # the paper's: ImageNet
+    profile = profiles.resolve("mini", {"motion_init": "appearance"})
+    assert train_config(profile, Path("run"), "appearance").pretrained is True
+    weights = Path(train_config(profile, Path("run"), "motion").pretrained)
+    assert weights == stage_dir(profile, "appearance") / "train" / "model.pt"
+    # the key names the choice, not a machine's path (the appearance weights' own key is upstream)
+    recipe = _train_parameters(profile, "motion", "x")["config"]
+    assert recipe["pretrained"] == "appearance"
+    assert _train_parameters(profile, "motion", "x") != _train_parameters(mini, "motion", "x")
+    assert _train_parameters(profile, "appearance", "x") == _train_parameters(mini, "appearance", "x")
+    with pytest.raises(ValueError, match="motion_init"):
+        train_config(profiles.resolve("mini", {"motion_init": "voc"}), Path("run"), "motion")

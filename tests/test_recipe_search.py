@@ -43,6 +43,9 @@ def test_select_recipe_writes_one_row_per_variant(
     assert table["heldout_iou"].between(0, 1).all()
     record = json.loads((results_tmp / "smoke" / "provenance" / "recipe_selection.json").read_text())
     assert record["command"].startswith("fusionseg select-recipe --profile smoke")
+    # the chain's data stage ran for it, but its record belongs to `fusionseg reproduce --record`
+    assert not (results_tmp / "smoke" / "provenance" / "data.json").exists()
+    assert (tmp_path / "runs" / "results" / "smoke" / "provenance" / "data.json").is_file()
     weights = (
         tmp_path / "runs" / "smoke" / "recipe_selection" / "decoder=skip4,iterations=2" / "train" / "model.pt"
     )

@@ -129,7 +129,8 @@ def build_stream(
         that touches the network;
       - a path: a backbone state dict (Lite0's or torchvision's ResNet-101 format; the head
         starts fresh), or a whole stream's weights (a state dict with `head.*` keys, bare or
-        under "model" as `fusionseg train` and `fusionseg import-caffe` write them), loaded as is;
+        under "model" as `fusionseg train` and `fusionseg import-caffe` write them), loaded as is
+        but for the decoder: one this network lacks is dropped, one only it has starts fresh;
       - False: random initialisation.
     decoder: "none" (the release's head alone, the paper's network) or "skip4" (`SkipDecoder`: the
     head's logits refined at stride 4 with the backbone's low-level features; our addition).
@@ -159,13 +160,26 @@ def build_stream(
     raise ValueError(f"unknown backbone {backbone!r}: expected one of {BACKBONES}")
 
 
+def _load_stream_state(net: StreamNet, state: dict[str, torch.Tensor]) -> None:
+    """Start `net` from a whole stream's weights (e.g. the motion stream from the trained appearance
+    stream). The decoder may differ: a decoder `net` lacks is dropped, one it has and the weights
+    lack starts fresh; every other weight must match exactly."""
+    if net.decoder is None:
+        state = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    mismatched = [k for k in missing if not k.startswith("decoder.")] + list(unexpected)
+    if mismatched:
+        shown = ", ".join(mismatched[:5]) + (" ..." if len(mismatched) > 5 else "")
+        raise RuntimeError(f"a stream's weights that do not fit this network: {shown}")
+
+
 def _load_pretrained(net: StreamNet, state: dict[str, torch.Tensor]) -> None:
     """Load a whole stream state dict, or an ImageNet backbone state dict (classifier dropped).
     A weights file of `fusionseg.train` / `fusionseg import-caffe` holds the state dict under "model"."""
     if isinstance(state.get("model"), dict):
         state = state["model"]
     if any(k.startswith("head.") for k in state):
-        net.load_state_dict(state, strict=True)
+        _load_stream_state(net, state)
         return
     classifier = ("_fc.", "fc.")
     net.backbone.load_state_dict(
