@@ -146,6 +146,11 @@ def _data_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str
 STREAMS = ("appearance", "motion")
 
 
+def trained_weights(profile: Profile, stream: str) -> Path:
+    """Where `stream`'s stage leaves its trained weights (`train_stream` writes train/model.pt)."""
+    return stage_dir(profile, stream) / "train" / "model.pt"
+
+
 def stream_init(profile: Profile, stream: str, appearance_run: Profile | None = None) -> bool | str:
     """What `stream`'s weights start from: True, the ImageNet backbone (the paper's choice for both
     streams), or for the motion stream with motion_init="appearance", the trained appearance
@@ -155,7 +160,7 @@ def stream_init(profile: Profile, stream: str, appearance_run: Profile | None = 
         raise ValueError(f"motion_init must be one of {MOTION_INITS}, not {profile.motion_init!r}")
     if stream == "appearance" or profile.motion_init == "imagenet":
         return True
-    return str(stage_dir(appearance_run or profile, "appearance") / "train" / "model.pt")
+    return str(trained_weights(appearance_run or profile, "appearance"))
 
 
 def train_config(profile: Profile, folder: Path, stream: str, appearance_run: Profile | None = None) -> Any:
@@ -205,9 +210,8 @@ def _train(profile: Profile, stream: str, pairs: Any) -> Path:
     model.pt."""
     from fusionseg.train.stream import train_stream
 
-    folder = stage_dir(profile, stream)
-    train_stream(train_config(profile, folder, stream), pairs)
-    return folder / "train" / "model.pt"
+    train_stream(train_config(profile, stage_dir(profile, stream), stream), pairs)
+    return trained_weights(profile, stream)
 
 
 def _appearance_parameters(profile: Profile) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def unrecorded() -> Iterator[None]:
     process records the reference: a command that records one table of its own (`select-recipe
     --record`) runs the stages it needs without re-recording them, since they belong to
     `fusionseg reproduce --record`."""
-    saved = os.environ.pop("FUSIONSEG_RESULTS") if recording() else None
+    saved = os.environ.pop("FUSIONSEG_RESULTS", None) if recording() else None
     try:
         yield
     finally:
