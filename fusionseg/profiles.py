@@ -258,6 +258,12 @@ PROFILES: dict[str, Profile] = {
         crop_size=128,
         batch_size=8,
         device="cpu",
+        # the appearance stream's solver, chosen on 100 held-out synthetic training images
+        # (`fusionseg select-recipe --profile mini --question solver`, 300 iterations): AdamW at 5e-4
+        # scored IoU 0.625 against 0.386 for the paper's SGD at 1e-3. `-p optimizer=sgd -p lr=0.001`
+        # is the paper's recipe
+        optimizer="adamw",
+        lr=5e-4,
         **_LITE,
     ),
     "real-lite": Profile(

@@ -67,9 +67,9 @@ def test_each_stream_trains_with_its_own_solver():
     # the paper's solver, unless motion_optimizer says otherwise
     assert (motion.optimizer, motion.lr) == ("sgd", 1e-3)
     # the solver is part of what a stream's cache key hashes: another solver never reuses the weights
-    mini = profiles.resolve("mini")
-    assert _train_parameters(profile, "appearance", "x") != _train_parameters(mini, "appearance", "x")
-    assert _train_parameters(profile, "motion", "x") == _train_parameters(mini, "motion", "x")
+    paper_solver = profiles.resolve("mini", {"optimizer": "sgd", "lr": 1e-3})
+    assert _train_parameters(profile, "appearance", "x") != _train_parameters(paper_solver, "appearance", "x")
+    assert _train_parameters(profile, "motion", "x") == _train_parameters(paper_solver, "motion", "x")
 
 
 def test_the_motion_stream_may_start_from_the_appearance_stream():
