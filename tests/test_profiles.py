@@ -77,7 +77,7 @@ def test_the_motion_stream_may_start_from_the_appearance_stream():
 
     from fusionseg.pipeline import _train_parameters, stage_dir, train_config
 
-    mini = profiles.resolve("mini")
+    mini = profiles.resolve("mini", {"motion_init": "imagenet"})
     assert train_config(mini, Path("run"), "motion").pretrained is True  # the paper's: ImageNet
     profile = profiles.resolve("mini", {"motion_init": "appearance"})
     assert train_config(profile, Path("run"), "appearance").pretrained is True
