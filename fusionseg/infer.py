@@ -54,6 +54,11 @@ Size = tuple[int, int]
 # activations); the outputs do not depend on the batch size.
 INFERENCE_BATCH = 2
 
+# zlib level of the masks `fusionseg segment` writes: level 1 wrote 50 masks at 427x240 in 0.65 s
+# against 1.7 s at Pillow's default 6 (on 2 busy cores); the files are a little larger, the pixels
+# the same
+MASK_PNG_COMPRESSION = 1
+
 
 class JointModel(nn.Module):
     """Appearance stream on RGB + motion stream on flow images, fused: forward(rgb, flow) -> logits."""
@@ -417,10 +422,15 @@ def flow_images_of(frames: Sequence[np.ndarray], method: str = "dis") -> list[np
 def overlay(
     frame: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5
 ) -> np.ndarray:
-    """The frame with the mask tinted in `color` (weight `alpha`; default half transparent)."""
-    out = frame.astype(np.float32)
-    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
-    return out.astype(np.uint8)
+    """The frame with the mask tinted in `color` (weight `alpha`; default half transparent).
+
+    One blend of the whole frame with OpenCV, then a select: about 5x faster than blending the
+    masked pixels in float32 (0.5 s against 2.5 s for 50 frames at 427x240 on 2 busy cores)."""
+    frame = np.asarray(frame, dtype=np.uint8)
+    tint = np.empty_like(frame)
+    tint[...] = color
+    blended = cv2.addWeighted(frame, 1 - alpha, tint, alpha, 0.0)
+    return np.where(np.asarray(mask, dtype=bool)[..., None], blended, frame)
 
 
 def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
@@ -528,7 +538,7 @@ def run_command(args: argparse.Namespace) -> int:
     write_started = time.perf_counter()
     masks = masks_from(probabilities)
     for name, mask in zip(names, masks, strict=True):
-        write_png(args.out / "masks" / f"{name}.png", mask)
+        write_png(args.out / "masks" / f"{name}.png", mask, compress_level=MASK_PNG_COMPRESSION)
     tinted = [overlay(frame, mask) for frame, mask in zip(frames, masks, strict=True)]
     fps = args.fps or video_fps or 12.0
     target = args.out / f"overlay.{args.format}"

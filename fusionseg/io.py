@@ -118,15 +118,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_png(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 (HxW or HxWx3) array as PNG, atomically. Booleans become {0, 255}."""
+def write_png(path: Path, array: np.ndarray, compress_level: int = 6) -> None:
+    """Write a uint8 (HxW or HxWx3) array as PNG, atomically. Booleans become {0, 255}.
+    `compress_level` is zlib's (0-9; Pillow's default 6): lower writes faster, larger files."""
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if array.dtype != np.uint8:
         raise ValueError(f"write_png({path}): expected uint8 or bool, got {array.dtype}")
     with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=compress_level)
 
 
 def write_jpeg(path: Path, array: np.ndarray, quality: int = 90) -> None:

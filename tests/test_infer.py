@@ -23,6 +23,7 @@ from fusionseg.infer import (
     JointModel,
     flow_images_of,
     masks_from,
+    overlay,
     predict_joint,
     predict_video,
     prefetch,
@@ -137,6 +138,23 @@ def test_write_gif_keeps_every_frame_and_its_colours(tmp_path):
     )
     error = np.abs(back[1].astype(int) - textured).mean()
     assert error <= np.abs(median_cut.astype(int) - textured).mean() + 1.0
+
+
+def test_overlay_tints_the_masked_pixels_only():
+    frame = np.full((2, 3, 3), 100, np.uint8)
+    mask = np.array([[True, False, False], [False, False, True]])
+    tinted = overlay(frame, mask, color=(255, 40, 0), alpha=0.5)
+    assert tinted.dtype == np.uint8 and tinted.shape == frame.shape
+    # (100 + 255) / 2 = 177.5 -> 178 (OpenCV rounds), (100 + 40) / 2 = 70, (100 + 0) / 2 = 50
+    assert tinted[0, 0].tolist() == [178, 70, 50] and tinted[1, 2].tolist() == [178, 70, 50]
+    assert (tinted[~mask] == 100).all()
+
+
+def test_write_png_keeps_the_pixels_at_every_compression_level(tmp_path):
+    mask = np.random.default_rng(0).random((30, 40)) > 0.5
+    for level in (1, 6, 9):
+        write_png(tmp_path / f"m{level}.png", mask, compress_level=level)
+        assert np.array_equal(read_gray(tmp_path / f"m{level}.png"), mask.astype(np.uint8) * 255)
 
 
 def test_segment_writes_masks_and_an_overlay_gif(frame_folder, lite0_weights, tmp_path, capsys):
