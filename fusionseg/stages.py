@@ -10,6 +10,8 @@ A `Stage` is a name, the stages it depends on, a function that gives its paramet
   fingerprints the stamp recorded is skipped ("cached"); damaged outputs are recomputed. A changed
   key empties the stage's folder and recomputes it, and so every stage downstream (their keys
   contain it). `force` recomputes a stage and everything downstream.
+- The stamp records its outputs relative to its own folder where they lie under the same runs root
+  (or the same checkout), so that a runs folder moved or copied whole stays cached.
 - An interrupted stage (a stamp with the same key, not complete) resumes: its body finds what it
   already wrote (training checkpoints, videos already done) and goes on from there.
 - A stage that another run label under the same runs root has already completed with the identical
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from fusionseg.io import write_json
+from fusionseg.io import REPO_ROOT, runs_root, write_json
 from fusionseg.profiles import Profile
 
 Body = Callable[[Profile, dict[str, "StageResult"]], tuple[dict[str, str], dict[str, Any]]]
@@ -138,7 +141,38 @@ def _read_stamp_file(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError) as exc:
         log(f"{path}: unreadable stamp ({exc}); the stage will be recomputed")
         return None
-    return stamp if isinstance(stamp, dict) else None
+    if not isinstance(stamp, dict):
+        return None
+    if isinstance(stamp.get("outputs"), dict):
+        stamp["outputs"] = {
+            name: _absolute_output(out, path.parent) for name, out in stamp["outputs"].items()
+        }
+    return stamp
+
+
+def _write_stamp(folder: Path, stamp: dict[str, Any]) -> None:
+    """Write a stage's stamp, its outputs relative to the stage folder where they can be (see
+    `_stamp_output`), so that a runs folder moved or copied whole (with its checkout) stays cached."""
+    if "outputs" in stamp:
+        stamp = stamp | {
+            "outputs": {name: _stamp_output(out, folder) for name, out in stamp["outputs"].items()}
+        }
+    write_json(folder / "stage.json", stamp)
+
+
+def _stamp_output(path: str, folder: Path) -> str:
+    """An output path as a stamp in `folder` records it: relative to the folder when both lie under the
+    runs root or both in this checkout (they move together), else absolute (the data, outside caches)."""
+    target, folder = Path(path).resolve(), folder.resolve()
+    for root in (runs_root().resolve(), REPO_ROOT.resolve()):
+        if root in folder.parents and root in target.parents:
+            return Path(os.path.relpath(target, folder)).as_posix()
+    return str(path)
+
+
+def _absolute_output(path: str, folder: Path) -> str:
+    """A stamp's output path made absolute again (a relative one is relative to the stamp's folder)."""
+    return path if Path(path).is_absolute() else os.path.normpath(folder / path)
 
 
 def digest(obj: Any) -> str:
@@ -231,11 +265,11 @@ def run_stage(
     folder.mkdir(parents=True, exist_ok=True)
     log(f"{name:<14} {'resuming' if resuming else 'running'} (key {key})")
     stamp = {"stage": name, "key": key, "complete": False, "parameters": parameters, "depends": depends}
-    write_json(stamp_path(profile, name), stamp)
+    _write_stamp(folder, stamp)
     result = _timed_run(profile, stage, parameters, deps, key)
     complete = {"complete": True, "outputs": result.outputs, "info": result.info}
     complete["fingerprints"] = _fingerprints(result.outputs)
-    write_json(stamp_path(profile, name), stamp | complete | {"wall_time_s": result.wall_time_s})
+    _write_stamp(folder, stamp | complete | {"wall_time_s": result.wall_time_s})
     summary = ", ".join(f"{k}={_short(v)}" for k, v in result.info.items())
     log(f"{name:<14} done in {result.wall_time_s:.1f} s" + (f" ({summary})" if summary else ""))
     done[name] = result
@@ -326,7 +360,7 @@ def _reuse(
         wall_time_s=seconds,
     )
     record_provenance(provenance)
-    write_json(stamp_path(profile, name), stamp)
+    _write_stamp(folder, stamp)
     log(f"{name:<14} reused from {source_label} in {seconds:.1f} s (computing it took {compute_s:.1f} s)")
     return StageResult(name, folder, key, "reused", outputs, seconds, info, compute_s)
 

@@ -378,6 +378,21 @@ def test_smoke_chain_end_to_end(runs_tmp, results_tmp):
     assert {stage for stage, status in third.items() if status == "computed"} == {"fusion", "evaluate"}
 
 
+def test_a_moved_runs_folder_stays_cached(fake, monkeypatch, runs_tmp):
+    """Stamps name the outputs in their own folder relatively: a runs folder moved whole (a renamed
+    clone, runs/ copied to another machine) is reused, not recomputed."""
+    profile = profiles.resolve("smoke")
+    pipeline.run_all(profile)
+    stamp = json.loads((pipeline.stage_dir(profile, "motion") / "stage.json").read_text())
+    assert stamp["outputs"]["out"] == "out.txt"
+    moved = runs_tmp.with_name("moved-runs")
+    runs_tmp.rename(moved)
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(moved))
+    rerun = pipeline.run_all(profile)
+    assert set(statuses(rerun).values()) == {"cached"}
+    assert rerun["motion"].path("out") == moved / profile.label / "motion" / "out.txt"
+
+
 def test_a_damaged_cache_entry_is_detected_and_recomputed(fake, capsys):
     profile = profiles.resolve("smoke")
     pipeline.run_all(profile)
