@@ -11,6 +11,12 @@ stream's training data minus a held-out part, and is scored on that part:
   cached) without those of the last `--heldout` weak videos in name order (default 6 of DAVIS
   train's 30); scored by the J mean (per video, then over videos) of the motion stream on every
   annotated frame of those videos against their *true* masks. DAVIS train is training data.
+- `--stream fusion`: both fusion designs (the paper's and the release's) on the frozen streams of
+  the chain (run up to its motion stage, cached), trained on the fusion videos (DAVIS train) without
+  the last `--heldout` in name order (default 6) and scored by the J mean (per video, then over
+  videos) on those, at the streams' output size. The variants change only the fusion's recipe
+  (`fusion_lr_paper`, `fusion_lr_release`, `fusion_iterations`); each trains in seconds to minutes,
+  since the streams' logits are computed once and kept.
 
 The test sets (DUTS-TE, DAVIS val, SegTrack-v2) are never read.
 
@@ -18,8 +24,8 @@ The test sets (DUTS-TE, DAVIS val, SegTrack-v2) are never read.
     fusionseg select-recipe --profile real-lite --stream motion \
         --variant motion_decoder=none --variant motion_decoder=skip4
 
-write `<results>/<profile>/recipe_selection.csv` (appearance) or `recipe_selection_motion.csv`, one
-row per variant (the book's ablation tables), and keep each variant's weights under
+write `<results>/<profile>/recipe_selection.csv` (appearance), `recipe_selection_motion.csv` or
+`recipe_selection_fusion.csv`, one row per variant (the book's ablation tables), and keep each variant's weights under
 `runs/<profile>/recipe_selection[_motion]/` (a rerun resumes them). `--question NAME` names what a
 comparison asks, and its table (`recipe_selection_solver.csv` for `--question solver`), so that a
 second question does not overwrite the first one's table:
@@ -55,9 +61,14 @@ from fusionseg.results import (
 
 # what is kept out of training, per stream: the last images of the appearance training set, or the
 # last weak videos (in name order) of the pseudo-labelled set
-DEFAULT_HELDOUT = {"appearance": 300, "motion": 6}
+DEFAULT_HELDOUT = {"appearance": 300, "motion": 6, "fusion": 6}
 DEFAULT_ITERATIONS = 400
-TABLES = {"appearance": "recipe_selection", "motion": "recipe_selection_motion"}
+TABLES = {
+    "appearance": "recipe_selection",
+    "motion": "recipe_selection_motion",
+    "fusion": "recipe_selection_fusion",
+}
+SELECTED = (*STREAMS, "fusion")  # what --stream may name
 
 Scorer = Callable[[Any], dict[str, Any]]  # a trained stream -> its held-out scores (one table row's)
 
@@ -94,17 +105,47 @@ def split_pseudo_labels(profile: Profile, heldout: int) -> tuple[Any, list[Video
     return load_pseudo_labels(labelled.path("set"), exclude_videos=kept_out), videos
 
 
-def check_keeps_the_pseudo_labels(base: Profile, variant: dict[str, Any]) -> None:
-    """A motion variant must train on the base's pseudo-labels: it may not change a stage before
-    the motion stream (that would need its own pseudo-label run, which this command does not make)."""
+def check_keeps_the_inputs(base: Profile, variant: dict[str, Any], stage: str) -> None:
+    """A motion or fusion variant must train on the base's inputs: it may not change a stage before
+    `stage` (the pseudo-labels; for the fusion, also the streams), which this command does not rerun."""
     changed = resolve(base.name, dict(base.overrides) | flatten_overrides(variant))
-    for name in pipeline.CHAIN.stages_before("motion"):
+    for name in pipeline.CHAIN.stages_before(stage):
         parameters = pipeline.CHAIN.stage(name).parameters
         if parameters(changed) != parameters(base):
             raise ValueError(
-                f"variant {variant_name(variant)!r} changes the {name} stage, so the motion stream's "
-                "training data; --stream motion compares recipes on one set of pseudo-labels"
+                f"variant {variant_name(variant)!r} changes the {name} stage, so the {stage} stage's "
+                f"training data; --stream {stage} compares recipes on the inputs of one run"
             )
+
+
+def split_fusion_logits(profile: Profile, heldout: int) -> tuple[Any, dict[str, Any]]:
+    """(the frozen streams' logits and labels on the fusion videos but the last `heldout` in name
+    order, {held-out video: its logits and labels}). The chain runs up to its motion stage (cached);
+    the logits are computed once per pair of streams and kept beside the variants' weights (frames
+    subsampled as the fusion stage does, `fusion.frame_step`)."""
+    from fusionseg.checkpoints import load_stream
+    from fusionseg.train import fusion
+
+    appearance, motion = pipeline.appearance(profile), pipeline.motion(profile)
+    videos = sorted(profile.videos(*profile.plan.fusion), key=lambda video: video.name)
+    _check_heldout(heldout, len(videos), "videos")
+    folder = profile.work_dir() / TABLES["fusion"] / f"logits-{motion.key}-heldout={heldout}"
+    groups = {"train": videos[:-heldout]} | {video.name: [video] for video in videos[-heldout:]}
+    if not all((folder / f"{name}.pt").is_file() for name in groups):
+        device, cache = profile.torch_device(), pipeline.flow_cache(profile)
+        streams = [load_stream(result.path("weights")).to(device) for result in (appearance, motion)]
+        every = fusion.frame_step(videos, pipeline.FUSION_MAX_BYTES)
+        for name, group in groups.items():
+            data = fusion.collect_fusion_data(
+                *streams,
+                group,
+                flow_images=lambda video: cache.flow_images(video, profile.flow_method),
+                every=every,
+                progress=False,
+            )
+            fusion.save_fusion_data(data, folder / f"{name}.pt")
+    train = fusion.load_fusion_data(folder / "train.pt")
+    return train, {name: fusion.load_fusion_data(folder / f"{name}.pt") for name in groups if name != "train"}
 
 
 def _check_heldout(heldout: int, available: int, unit: str) -> None:
@@ -149,6 +190,57 @@ def video_scorer(profile: Profile, videos: Sequence[Video]) -> Scorer:
     return score
 
 
+def fusion_heldout_j(module: Any, videos: dict[str, Any]) -> float:
+    """A fusion's J mean on held-out videos (per video over its frames, then over videos), at the
+    streams' output size: foreground where the fused logits favour it."""
+    import torch
+
+    from fusionseg.data.types import IGNORE
+    from fusionseg.metrics import iou
+
+    module.eval()
+    per_video = []
+    with torch.no_grad():
+        for data in videos.values():
+            fused = module(data.appearance.float(), data.motion.float())
+            masks = (fused[:, 1] > fused[:, 0]).numpy()
+            labels = data.labels.numpy()
+            per_video.append(
+                np.mean([iou(mask, label, IGNORE) for mask, label in zip(masks, labels, strict=True)])
+            )
+    return float(np.mean(per_video))
+
+
+def score_fusion_variant(
+    base: Profile, variant: dict[str, Any], train: Any, heldout: dict[str, Any]
+) -> dict[str, Any]:
+    """Train both fusion designs as one variant of `base` on the `train` logits and score each on the
+    held-out videos. Weights go to `runs/<base label>/recipe_selection_fusion/<variant>/`."""
+    from fusionseg.checkpoints import load_fusion
+    from fusionseg.train import fusion
+
+    profile = resolve(base.name, dict(base.overrides) | flatten_overrides(variant))
+    folder = base.work_dir() / TABLES["fusion"] / variant_name(variant)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    paths, rows = fusion.train_designs(
+        train, profile.fusion_iterations, profile.batch_size, profile.fusion_lr, profile.seed, folder
+    )
+    row = {
+        "variant": variant_name(variant),
+        "iterations": profile.fusion_iterations,
+        "train_frames": len(train),
+    }
+    row |= {
+        "heldout_videos": " ".join(heldout),
+        "heldout_frames": sum(len(data) for data in heldout.values()),
+    }
+    for design, path in paths.items():
+        row[f"heldout_J_{design}"] = fusion_heldout_j(load_fusion(Path(path)), heldout)
+    row |= {f"final_loss_{r['design']}": r["final_loss"] for r in rows}
+    return row | {"train_s": time.perf_counter() - start}
+
+
 def score_variant(
     base: Profile, stream: str, variant: dict[str, Any], iterations: int, train: Any, score: Scorer
 ) -> dict[str, Any]:
@@ -183,7 +275,9 @@ def variant_name(variant: dict[str, Any]) -> str:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="real-lite", help="the profile whose recipe is varied")
-    parser.add_argument("--stream", choices=STREAMS, default="appearance", help="the stream trained")
+    parser.add_argument(
+        "--stream", choices=SELECTED, default="appearance", help="the stream trained (or the fusion layers)"
+    )
     parser.add_argument(
         "--variant",
         action="append",
@@ -194,13 +288,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override applied to every variant")  # fmt: skip
     parser.add_argument(
-        "--iterations", type=int, default=DEFAULT_ITERATIONS, help="training steps per variant"
+        "--iterations",
+        type=int,
+        help=f"training steps per stream variant (default {DEFAULT_ITERATIONS}); the fusion trains for "
+        "the profile's fusion_iterations (vary it with --variant fusion_iterations=N)",
     )
     parser.add_argument(
         "--heldout",
         type=int,
-        help=f"kept out of training: appearance images (default {DEFAULT_HELDOUT['appearance']}) or "
-        f"weak videos (default {DEFAULT_HELDOUT['motion']})",
+        help=f"kept out of training: appearance images (default {DEFAULT_HELDOUT['appearance']}), "
+        f"weak videos (default {DEFAULT_HELDOUT['motion']}) or fusion videos (default {DEFAULT_HELDOUT['fusion']})",
     )
     parser.add_argument(
         "--question",
@@ -224,12 +321,18 @@ def run_command(args: argparse.Namespace) -> int:
     base = resolve(args.profile, parse_overrides(args.set))
     variants = [parse_overrides(text.split(",")) for text in args.variant] or [{}]
     heldout = DEFAULT_HELDOUT[args.stream] if args.heldout is None else args.heldout
+    if args.stream == "fusion" and args.iterations is not None:
+        raise ValueError(
+            "--stream fusion trains for the profile's fusion_iterations; vary it with --variant fusion_iterations=N"
+        )
+    iterations = None if args.stream == "fusion" else args.iterations or DEFAULT_ITERATIONS
     label, table = base.label, table_name(args.stream, args.question)
     command = "fusionseg select-recipe " + " ".join(
         [f"--profile {args.profile}", f"--stream {args.stream}"]
         + [f"-p {pair}" for pair in args.set]
         + [f"--variant {text}" for text in args.variant]
-        + [f"--iterations {args.iterations}", f"--heldout {heldout}"]
+        + ([f"--iterations {iterations}"] if iterations else [])
+        + [f"--heldout {heldout}"]
         + ([f"--question {args.question}"] if args.question else [])
         + (["--record"] if args.record else [])
     )
@@ -237,23 +340,28 @@ def run_command(args: argparse.Namespace) -> int:
         stage=table,
         profile=label,
         command=command,
-        parameters={"stream": args.stream, "variants": args.variant, "iterations": args.iterations,
+        parameters={"stream": args.stream, "variants": args.variant, "iterations": iterations,
                     "heldout": heldout},
     )  # fmt: skip
     with timed_stage(provenance):
         # the variants change no data (a variant that changes the pseudo-labels is not measured here)
         with unrecorded():  # the chain's stages: their records belong to `fusionseg reproduce`
+            for variant in variants if args.stream != "appearance" else ():
+                check_keeps_the_inputs(base, variant, args.stream)
             if args.stream == "appearance":
                 train, kept_out = split_training_set(base, heldout)
                 score = image_set_scorer(kept_out)
-            else:
-                for variant in variants:
-                    check_keeps_the_pseudo_labels(base, variant)
+            elif args.stream == "motion":
                 train, videos = split_pseudo_labels(base, heldout)
                 score = video_scorer(base, videos)
-        rows = [
-            score_variant(base, args.stream, variant, args.iterations, train, score) for variant in variants
-        ]
+            else:
+                train, kept_videos = split_fusion_logits(base, heldout)
+        if args.stream == "fusion":
+            rows = [score_fusion_variant(base, variant, train, kept_videos) for variant in variants]
+        else:
+            rows = [
+                score_variant(base, args.stream, variant, iterations, train, score) for variant in variants
+            ]
         scores = pd.DataFrame(rows)
         provenance.outputs.append(str(write_table(scores, label, table)))
     print(scores.to_string(index=False))

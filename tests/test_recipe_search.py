@@ -108,3 +108,62 @@ def test_motion_variants_hold_out_whole_videos_and_score_them_on_true_masks(
     assert table["heldout_J"].between(0, 1).all()
     with pytest.raises(ValueError, match="changes the pseudo_labels stage"):
         main([*args, "--variant", "pseudo_labels.flow_threshold=3"])
+
+
+def test_fusion_heldout_j_averages_frames_per_video_then_videos():
+    """Hand-computed: video a has frames of J 1 and 0.5 (mean 0.75), video b one frame of J 0; the
+    fusion's J is the mean over videos, 0.375 (not the mean over frames, 0.5)."""
+    import torch
+
+    from fusionseg.recipe_search import fusion_heldout_j
+    from fusionseg.train.fusion import FusionData
+
+    def data(foreground: list[list[int]], labels: list[list[int]]) -> FusionData:
+        fg = torch.tensor(foreground, dtype=torch.float16)[:, None, None, :]  # (N,1,1,W)
+        logits = torch.cat([-fg, fg], dim=1)  # foreground where fg > 0
+        return FusionData(
+            logits, torch.zeros_like(logits), torch.tensor(labels, dtype=torch.uint8)[:, None, :]
+        )
+
+    class AppearanceOnly(torch.nn.Module):
+        def forward(self, app, mot):
+            return app + mot
+
+    videos = {
+        "a": data([[1, 1, -1, -1], [1, 1, -1, -1]], [[1, 1, 0, 0], [1, 0, 0, 0]]),
+        "b": data([[1, -1, -1, -1]], [[0, 0, 0, 1]]),
+    }
+    assert fusion_heldout_j(AppearanceOnly(), videos) == pytest.approx(0.375)
+    # label 255 (void) counts neither way: J 1 on the frame below
+    videos = {"c": data([[1, 1, -1, -1]], [[1, 255, 0, 255]])}
+    assert fusion_heldout_j(AppearanceOnly(), videos) == pytest.approx(1.0)
+
+
+def test_fusion_variants_train_on_all_but_the_held_out_fusion_videos(
+    results_tmp, tmp_path, monkeypatch, one_torch_thread, capsys
+):
+    """--stream fusion trains both designs on the frozen streams' logits of the fusion videos but the
+    last one and scores them there; a variant that would change a stream is refused."""
+    from fusionseg.recipe_search import split_fusion_logits
+
+    monkeypatch.setenv("FUSIONSEG_RUNS", str(tmp_path / "runs"))
+    profile = profiles.resolve("smoke")
+    train, heldout = split_fusion_logits(profile, 1)  # runs the chain up to the motion stream first
+    videos = sorted(profile.videos(*profile.plan.fusion), key=lambda video: video.name)
+    assert list(heldout) == [videos[-1].name]
+    assert 0 < len(train) and len(train) + len(heldout[videos[-1].name]) <= sum(
+        len(video.annotated_indices) for video in videos
+    )
+
+    args = ["select-recipe", "--profile", "smoke", "--stream", "fusion", "--heldout", "1"]
+    assert main([*args, "--variant", "fusion_lr_paper=0.001", "--variant", "fusion_lr_paper=0.1"]) == 0
+    table = pd.read_csv(results_tmp / "smoke" / "recipe_selection_fusion.csv")
+    assert list(table["variant"]) == ["fusion_lr_paper=0.001", "fusion_lr_paper=0.1"]
+    assert (table["heldout_videos"] == videos[-1].name).all() and (table["train_frames"] == len(train)).all()
+    assert table[["heldout_J_paper", "heldout_J_release"]].stack().between(0, 1).all()
+    # the release design's learning rate did not change, so neither did its score
+    assert table["heldout_J_release"].nunique() == 1
+    with pytest.raises(ValueError, match="changes the motion stage"):
+        main([*args, "--variant", "motion_lr=0.1"])
+    with pytest.raises(ValueError, match="fusion_iterations"):
+        main([*args, "--iterations", "5"])
