@@ -249,7 +249,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "mini": Profile(
         name="mini",
-        description="synthetic world generated on the fly; the whole book in about 25 minutes on 2 CPU cores",
+        description="synthetic world generated on the fly; the whole book in about 15 minutes on 2 CPU cores",
         data="synthetic",
         plan=SYNTHETIC_PLAN,
         world=SynthConfig(profile="mini"),
