@@ -130,7 +130,10 @@ def split_fusion_logits(profile: Profile, heldout: int) -> tuple[Any, dict[str, 
     videos = sorted(profile.videos(*profile.plan.fusion), key=lambda video: video.name)
     _check_heldout(heldout, len(videos), "videos")
     folder = profile.work_dir() / TABLES["fusion"] / f"logits-{motion.key}-heldout={heldout}"
-    groups = {"train": videos[:-heldout]} | {video.name: [video] for video in videos[-heldout:]}
+    # one file for the training videos, one per held-out video (a video may be called "train": DAVIS's is)
+    groups = {"training-videos": videos[:-heldout]} | {
+        f"heldout-{video.name}": [video] for video in videos[-heldout:]
+    }
     if not all((folder / f"{name}.pt").is_file() for name in groups):
         device, cache = profile.torch_device(), pipeline.flow_cache(profile)
         streams = [load_stream(result.path("weights")).to(device) for result in (appearance, motion)]
@@ -144,8 +147,11 @@ def split_fusion_logits(profile: Profile, heldout: int) -> tuple[Any, dict[str, 
                 progress=False,
             )
             fusion.save_fusion_data(data, folder / f"{name}.pt")
-    train = fusion.load_fusion_data(folder / "train.pt")
-    return train, {name: fusion.load_fusion_data(folder / f"{name}.pt") for name in groups if name != "train"}
+    train = fusion.load_fusion_data(folder / "training-videos.pt")
+    return train, {
+        video.name: fusion.load_fusion_data(folder / f"heldout-{video.name}.pt")
+        for video in videos[-heldout:]
+    }
 
 
 def _check_heldout(heldout: int, available: int, unit: str) -> None:
