@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -165,5 +166,17 @@ def test_fusion_variants_train_on_all_but_the_held_out_fusion_videos(
     assert table["heldout_J_release"].nunique() == 1
     with pytest.raises(ValueError, match="changes the motion stage"):
         main([*args, "--variant", "motion_lr=0.1"])
+
+    # a held-out video may be called "train" (DAVIS train has one): the training set stays its own
+    listed = profiles.Profile.videos
+
+    def with_a_video_called_train(self, dataset, split):  # the same videos, the last one renamed "train"
+        found = listed(self, dataset, split)
+        first = [dataclasses.replace(video, name=f"a-{video.name}") for video in found[:-1]]
+        return [*first, dataclasses.replace(found[-1], name="train")]
+
+    monkeypatch.setattr(profiles.Profile, "videos", with_a_video_called_train)
+    train_again, heldout_again = split_fusion_logits(profile, 1)
+    assert list(heldout_again) == ["train"] and len(train_again) == len(train)
     with pytest.raises(ValueError, match="fusion_iterations"):
         main([*args, "--iterations", "5"])
