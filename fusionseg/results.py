@@ -98,6 +98,9 @@ def start_recording() -> None:
             "the recorded results name the exact commit that made them"
         )
     os.environ["FUSIONSEG_RESULTS"] = str(reference_root())
+    # the records of this run (and of the notebooks it starts) name the commit it started from, even
+    # if the checkout moves on while it runs: that is the code it loaded
+    os.environ[RECORDED_COMMIT_VARIABLE] = commit
 
 
 @contextmanager
@@ -142,6 +145,15 @@ TOLERANCE_J = 1.5
 
 # Paths whose changes do not make a checkout "dirty" for provenance: the results a run just wrote.
 GENERATED_PATHS = ("results",)
+
+
+RECORDED_COMMIT_VARIABLE = "FUSIONSEG_RECORDED_COMMIT"  # set by `start_recording`
+
+
+def run_commit() -> str:
+    """The commit a record names: the one a recorded run started from (`start_recording`), else the
+    checkout's now (`git_commit`)."""
+    return os.environ.get(RECORDED_COMMIT_VARIABLE) or git_commit()
 
 
 def git_commit() -> str:
@@ -303,7 +315,7 @@ class Provenance:
             "outputs": portable(self.outputs),
             "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 2),
             "peak_memory_mb": None if self.peak_memory_mb is None else round(self.peak_memory_mb, 1),
-            "git_commit": git_commit(),
+            "git_commit": run_commit(),
             "hardware": hardware(),
             "libraries": library_versions(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -312,7 +324,7 @@ class Provenance:
 
 def reproduce_command(command: str) -> str:
     """The shell line that remakes a record: check out its commit, then run its command."""
-    commit = git_commit().removesuffix("+dirty")
+    commit = run_commit().removesuffix("+dirty")
     return f"git checkout {commit} && {command}"
 
 

@@ -75,6 +75,23 @@ def test_recording_the_reference_needs_a_clean_checkout(checkout, monkeypatch):
         results.start_recording()
 
 
+def test_a_recorded_run_names_the_commit_it_started_from(results_tmp, checkout, monkeypatch):
+    """The checkout may move on while a long recorded run goes (a commit of the next change): its
+    records still name the commit whose code it loaded, as do the notebooks it starts (environment)."""
+    monkeypatch.setenv("FUSIONSEG_RESULTS", str(results_tmp))  # restored after the test
+    monkeypatch.setenv(results.RECORDED_COMMIT_VARIABLE, "")
+    results.start_recording()
+    started = results.git_commit()
+    monkeypatch.setenv("FUSIONSEG_RESULTS", str(results_tmp))
+    (checkout / "fusionseg" / "code.py").write_text("x = 4\n")
+    _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    assert results.git_commit() != started
+    provenance = results.Provenance(stage="s", profile="mini", command="fusionseg reproduce --profile mini")
+    record = json.loads(results.record_provenance(provenance).read_text())
+    assert record["git_commit"] == started
+    assert record["reproduce"] == f"git checkout {started} && fusionseg reproduce --profile mini"
+
+
 def _strings(value):
     if isinstance(value, dict):
         for item in value.values():
