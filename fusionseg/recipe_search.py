@@ -26,7 +26,7 @@ The test sets (DUTS-TE, DAVIS val, SegTrack-v2) are never read.
 
 write `<results>/<profile>/recipe_selection.csv` (appearance), `recipe_selection_motion.csv` or
 `recipe_selection_fusion.csv`, one row per variant (the book's ablation tables), and keep each variant's weights under
-`runs/<profile>/recipe_selection[_motion]/` (a rerun resumes them). `--question NAME` names what a
+`runs/<profile>/recipe_selection[_motion|_fusion]/` (a rerun resumes them). `--question NAME` names what a
 comparison asks, and its table (`recipe_selection_solver.csv` for `--question solver`), so that a
 second question does not overwrite the first one's table:
 
