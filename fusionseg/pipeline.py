@@ -396,6 +396,22 @@ def _fusion_parameters(profile: Profile) -> dict[str, Any]:
     }
 
 
+def fusion_logits(profile: Profile, streams: Sequence[Any], videos: Sequence[Video], every: int) -> Any:
+    """The frozen streams' (appearance, motion) logits and the labels of every `every`-th annotated
+    frame of `videos`, from the profile's flow cache: what the fusion layers train on
+    (`fusionseg.train.fusion.FusionData`)."""
+    from fusionseg.train import fusion
+
+    cache = flow_cache(profile)
+    return fusion.collect_fusion_data(
+        *streams,
+        videos,
+        flow_images=lambda video: cache.flow_images(video, profile.flow_method),
+        every=every,
+        progress=False,
+    )
+
+
 def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:
     from fusionseg.checkpoints import load_stream
     from fusionseg.train import fusion
@@ -408,15 +424,8 @@ def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[s
     else:
         videos = profile.videos(*profile.plan.fusion)
         device = profile.torch_device()
-        cache = flow_cache(profile)
-        data = fusion.collect_fusion_data(
-            load_stream(deps["appearance"].path("weights")).to(device),
-            load_stream(deps["motion"].path("weights")).to(device),
-            videos,
-            flow_images=lambda video: cache.flow_images(video, profile.flow_method),
-            every=fusion.frame_step(videos, FUSION_MAX_BYTES),
-            progress=False,
-        )
+        streams = [load_stream(deps[name].path("weights")).to(device) for name in STREAMS]
+        data = fusion_logits(profile, streams, videos, fusion.frame_step(videos, FUSION_MAX_BYTES))
         fusion.save_fusion_data(data, logits)
     iterations, batch = profile.fusion_iterations, profile.batch_size
     outputs, rows = fusion.train_designs(data, iterations, batch, profile.fusion_lr, profile.seed, folder)

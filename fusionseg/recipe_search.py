@@ -135,18 +135,14 @@ def split_fusion_logits(profile: Profile, heldout: int) -> tuple[Any, dict[str, 
         f"heldout-{video.name}": [video] for video in videos[-heldout:]
     }
     if not all((folder / f"{name}.pt").is_file() for name in groups):
-        device, cache = profile.torch_device(), pipeline.flow_cache(profile)
-        streams = [load_stream(result.path("weights")).to(device) for result in (appearance, motion)]
-        every = fusion.frame_step(videos, pipeline.FUSION_MAX_BYTES)
+        streams = [
+            load_stream(result.path("weights")).to(profile.torch_device()) for result in (appearance, motion)
+        ]
+        every = fusion.frame_step(videos, pipeline.FUSION_MAX_BYTES)  # as the fusion stage subsamples
         for name, group in groups.items():
-            data = fusion.collect_fusion_data(
-                *streams,
-                group,
-                flow_images=lambda video: cache.flow_images(video, profile.flow_method),
-                every=every,
-                progress=False,
+            fusion.save_fusion_data(
+                pipeline.fusion_logits(profile, streams, group, every), folder / f"{name}.pt"
             )
-            fusion.save_fusion_data(data, folder / f"{name}.pt")
     train = fusion.load_fusion_data(folder / "training-videos.pt")
     return train, {
         video.name: fusion.load_fusion_data(folder / f"heldout-{video.name}.pt")
@@ -331,13 +327,16 @@ def run_command(args: argparse.Namespace) -> int:
         raise ValueError(
             "--stream fusion trains for the profile's fusion_iterations; vary it with --variant fusion_iterations=N"
         )
-    iterations = None if args.stream == "fusion" else args.iterations or DEFAULT_ITERATIONS
+    if args.stream == "fusion":
+        iterations = None
+    else:
+        iterations = DEFAULT_ITERATIONS if args.iterations is None else args.iterations
     label, table = base.label, table_name(args.stream, args.question)
     command = "fusionseg select-recipe " + " ".join(
         [f"--profile {args.profile}", f"--stream {args.stream}"]
         + [f"-p {pair}" for pair in args.set]
         + [f"--variant {text}" for text in args.variant]
-        + ([f"--iterations {iterations}"] if iterations else [])
+        + ([f"--iterations {iterations}"] if iterations is not None else [])
         + [f"--heldout {heldout}"]
         + ([f"--question {args.question}"] if args.question else [])
         + (["--record"] if args.record else [])
