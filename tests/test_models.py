@@ -11,6 +11,7 @@ from fusionseg.models import build_stream
 from fusionseg.models.efficientnet_lite import (
     EfficientNetLite0,
     Lite0Preprocess,
+    MBConvBlock,
     lite0_weights_path,
     load_lite0_imagenet,
 )
@@ -273,6 +274,35 @@ def test_stream_trains_one_step():
     loss.backward()
     optimizer.step()
     assert not torch.equal(before, net.head.branches[0].weight)
+
+
+def _copying_block_forward(block: MBConvBlock, x: torch.Tensor) -> torch.Tensor:
+    """The MBConv block as the textbook writes it: every activation a fresh tensor."""
+    y = x
+    if block.expand != 1:
+        y = torch.nn.functional.relu6(block._bn0(block._expand_conv(y)))
+    y = torch.nn.functional.relu6(block._bn1(block._depthwise_conv(y)))
+    y = block._bn2(block._project_conv(y))
+    return x + y if block.skip else y
+
+
+def test_in_place_activations_match_the_copying_block_and_leave_the_input_alone():
+    torch.manual_seed(0)
+    block = MBConvBlock(16, 16, 3, 1, 6).train()  # a skip block, training BatchNorm
+    for m in block.modules():  # BatchNorm statistics that put ReLU6's 0 and 6 inside the range
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 1.0, 4.0)
+    x = (3 * torch.randn(2, 16, 9, 9)).requires_grad_()
+    kept = x.detach().clone()
+    ours = block(x)
+    assert torch.equal(x.detach(), kept)  # the skip added into the block's own tensor, not into x
+    (grad_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    reference = _copying_block_forward(block, x)
+    (grad_reference,) = torch.autograd.grad(reference.square().sum(), x)
+    assert torch.equal(ours, reference)
+    assert torch.equal(grad_ours, grad_reference)
+    expanded = block._bn0(block._expand_conv(x))
+    assert (expanded < 0).any() and (expanded > 6).any(), "the case should reach both of ReLU6's clamps"
 
 
 def test_unknown_backbone():

@@ -63,6 +63,16 @@ class Conv2dSame(nn.Conv2d):
         return super().forward(F.pad(x, (left, right, top, bottom)))
 
 
+def _relu6_(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6 in place, on a tensor this network has just made (a conv's or BatchNorm's output).
+
+    In place because it is much faster on a CPU: the copying ReLU6 allocates a fresh activation
+    for every block, and with the allocator's page faults the two Lite0 streams at 427x240 took
+    about a fifth longer (bench: `fusionseg bench`). Values and gradients are the same (the
+    clamp's backward masks by its output, which is as exact as masking by its input)."""
+    return F.hardtanh_(x, 0.0, 6.0)
+
+
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
@@ -87,10 +97,12 @@ class MBConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.expand != 1:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = _relu6_(self._bn0(self._expand_conv(y)))
+        y = _relu6_(self._bn1(self._depthwise_conv(y)))
         y = self._bn2(self._project_conv(y))
-        return x + y if self.skip else y
+        # the skip adds into the block's own new tensor (never into x, which a caller may hold);
+        # y + x is x + y to the bit
+        return y.add_(x) if self.skip else y
 
 
 class Lite0Preprocess(nn.Module):
@@ -131,13 +143,13 @@ class EfficientNetLite0(nn.Module):
 
     def features_and_low_level(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(stride-4 features of the last 24-channel block, head features): a decoder's two inputs."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = _relu6_(self._bn0(self._conv_stem(x)))
         low = x
         for index, block in enumerate(self._blocks):
             x = block(x)
             if index == self.low_level_block:
                 low = x
-        return low, F.relu6(self._bn1(self._conv_head(x)))
+        return low, _relu6_(self._bn1(self._conv_head(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not hasattr(self, "_fc"):
