@@ -289,7 +289,7 @@ def _copying_block_forward(block: MBConvBlock, x: torch.Tensor) -> torch.Tensor:
 def test_in_place_activations_match_the_copying_block_and_leave_the_input_alone():
     torch.manual_seed(0)
     block = MBConvBlock(16, 16, 3, 1, 6).train()  # a skip block, training BatchNorm
-    for m in block.modules():  # BatchNorm statistics that put ReLU6's 0 and 6 inside the range
+    for m in block.modules():  # BatchNorm scales that spread the activations past ReLU6's 0 and 6
         if isinstance(m, torch.nn.BatchNorm2d):
             torch.nn.init.uniform_(m.weight, 1.0, 4.0)
     x = (3 * torch.randn(2, 16, 9, 9)).requires_grad_()
