@@ -390,6 +390,7 @@ def _fusion_parameters(profile: Profile) -> dict[str, Any]:
         "iterations": profile.fusion_iterations,
         "batch_size": profile.batch_size,
         "lr": profile.fusion_lr,
+        "weight_decay": profile.fusion_weight_decay,
         "seed": profile.seed,
         "max_videos": profile.max_videos,
         "max_logit_bytes": FUSION_MAX_BYTES,
@@ -428,7 +429,9 @@ def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[s
         data = fusion_logits(profile, streams, videos, fusion.frame_step(videos, FUSION_MAX_BYTES))
         fusion.save_fusion_data(data, logits)
     iterations, batch = profile.fusion_iterations, profile.batch_size
-    outputs, rows = fusion.train_designs(data, iterations, batch, profile.fusion_lr, profile.seed, folder)
+    outputs, rows = fusion.train_designs(
+        data, iterations, batch, profile.fusion_lr, profile.seed, folder, profile.fusion_weight_decay
+    )
     outputs["table"] = _write(profile, "fusion_training", pd.DataFrame(rows))
     return outputs, {"frames": len(data)} | {f"{r['design']}_loss": r["final_loss"] for r in rows}
 

@@ -122,6 +122,10 @@ class Profile:
     # steps (all background on mini); 1e-2 moved it (train-frame IoU 0 -> 0.09 in 100 steps, 0.28 in 500).
     fusion_lr_paper: float = 1e-3
     fusion_lr_release: float = 1e-2
+    # the fusion's weight decay (both designs; 5e-4 is the streams' solver's). The paper design's
+    # inputs are two nearly collinear class logits, so some of its weights are barely determined by a
+    # few videos; decay holds them near zero, and with them how far two runs' fusions drift apart
+    fusion_weight_decay: float = 5e-4
     flow_baselines: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # the variant table (real DAVIS)
     flow_speed: bool = False  # time every flow method at 854x480 on a real DAVIS pair
     overrides: tuple[tuple[str, Any], ...] = ()  # what `resolve` changed, for the label

@@ -15,8 +15,8 @@ stream's training data minus a held-out part, and is scored on that part:
   the chain (run up to its motion stage, cached), trained on the fusion videos (DAVIS train) without
   the last `--heldout` in name order (default 6) and scored by the J mean (per video, then over
   videos) on those, at the streams' output size. The variants change only the fusion's recipe
-  (`fusion_lr_paper`, `fusion_lr_release`, `fusion_iterations`); each trains in seconds to minutes,
-  since the streams' logits are computed once and kept.
+  (`fusion_lr_paper`, `fusion_lr_release`, `fusion_weight_decay`, `fusion_iterations`); each trains
+  in seconds to minutes, since the streams' logits are computed once and kept.
 
 The test sets (DUTS-TE, DAVIS val, SegTrack-v2) are never read.
 
@@ -226,7 +226,13 @@ def score_fusion_variant(
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     paths, rows = fusion.train_designs(
-        train, profile.fusion_iterations, profile.batch_size, profile.fusion_lr, profile.seed, folder
+        train,
+        profile.fusion_iterations,
+        profile.batch_size,
+        profile.fusion_lr,
+        profile.seed,
+        folder,
+        profile.fusion_weight_decay,
     )
     row = {
         "variant": variant_name(variant),

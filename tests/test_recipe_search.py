@@ -180,3 +180,16 @@ def test_fusion_variants_train_on_all_but_the_held_out_fusion_videos(
     assert list(heldout_again) == ["train"] and len(train_again) == len(train)
     with pytest.raises(ValueError, match="fusion_iterations"):
         main([*args, "--iterations", "5"])
+
+
+def test_the_fusion_weight_decay_is_a_fusion_variant():
+    """`--variant fusion_weight_decay=X` leaves the streams' inputs alone and changes the fusion stage."""
+    from fusionseg import pipeline
+    from fusionseg.recipe_search import check_keeps_the_inputs
+
+    base = profiles.resolve("smoke")
+    check_keeps_the_inputs(base, {"fusion_weight_decay": 0.05}, "fusion")  # accepted
+    fusion_parameters = pipeline.CHAIN.stage("fusion").parameters
+    changed = profiles.resolve("smoke", fusion_weight_decay=0.05)
+    assert fusion_parameters(changed)["weight_decay"] == 0.05
+    assert fusion_parameters(changed) != fusion_parameters(base)

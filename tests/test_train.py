@@ -262,6 +262,28 @@ def test_train_fusion_learns_from_precomputed_logits():
     assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:20])
 
 
+def test_fusion_weight_decay_reaches_both_designs(tmp_path):
+    """`train_designs(weight_decay=)` (the profile's `fusion_weight_decay`) decays both designs'
+    weights: a strong decay ends with smaller weights than the streams' 5e-4, from the same start."""
+    from fusionseg.checkpoints import load_fusion
+    from fusionseg.train.fusion import train_designs
+
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(8, 6, 6, generator=generator) > 0.5).to(torch.uint8)
+    logits = torch.stack([1 - labels.float(), labels.float()], dim=1) * 2 - 1
+    data = FusionData(appearance=logits, motion=-logits, labels=labels)
+    norms = {}
+    for decay in (5e-4, 0.5):
+        folder = tmp_path / str(decay)
+        folder.mkdir()
+        paths, _ = train_designs(data, 50, 4, {"paper": 0.1, "release": 0.1}, 0, folder, weight_decay=decay)
+        norms[decay] = {
+            design: torch.cat([p.detach().flatten() for p in load_fusion(Path(path)).parameters()]).norm()
+            for design, path in paths.items()
+        }
+    assert all(norms[0.5][design] < 0.8 * norms[5e-4][design] for design in ("paper", "release"))
+
+
 def test_train_command_on_a_pairs_folder_writes_weights_that_load_as_trained(tmp_path, capsys):
     from fusionseg.checkpoints import load_stream
     from fusionseg.cli import main

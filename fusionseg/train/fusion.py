@@ -157,9 +157,16 @@ def load_fusion_data(path: Path) -> FusionData:
 
 
 def train_designs(
-    data: FusionData, iterations: int, batch_size: int, lr: dict[str, float], seed: int, folder: Path
+    data: FusionData,
+    iterations: int,
+    batch_size: int,
+    lr: dict[str, float],
+    seed: int,
+    folder: Path,
+    weight_decay: float = 5e-4,
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Train both fusion designs on the same logits (each from `seed`); save `<folder>/<design>.pt`.
+    """Train both fusion designs on the same logits (each from `seed`, with `weight_decay`); save
+    `<folder>/<design>.pt`.
 
     Returns the weights' paths per design and one row per design for the `fusion_training` table
     (parameters, frames, iterations, first loss, mean of the last 10 losses)."""
@@ -169,7 +176,9 @@ def train_designs(
     for design, module_type in (("paper", PaperFusion), ("release", ReleaseFusion)):
         torch.manual_seed(seed)
         module = module_type()
-        losses = train_fusion(module, data, iterations, batch_size, lr[design], seed=seed)
+        losses = train_fusion(
+            module, data, iterations, batch_size, lr[design], weight_decay=weight_decay, seed=seed
+        )
         path = Path(folder) / f"{design}.pt"
         config = {"kind": "fusion", "fusion": design, "frames": len(data), "final_loss": losses[-1]}
         save_weights(path, module, config, iterations)
