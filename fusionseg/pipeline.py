@@ -413,6 +413,25 @@ def fusion_logits(profile: Profile, streams: Sequence[Any], videos: Sequence[Vid
     )
 
 
+def train_fusion_designs(
+    profile: Profile, data: Any, folder: Path
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Both fusion designs trained on `data` with the profile's fusion recipe (iterations, batch,
+    learning rate per design, weight decay, seed), saved in `folder`
+    (`fusionseg.train.fusion.train_designs`)."""
+    from fusionseg.train import fusion
+
+    return fusion.train_designs(
+        data,
+        profile.fusion_iterations,
+        profile.batch_size,
+        profile.fusion_lr,
+        profile.seed,
+        folder,
+        profile.fusion_weight_decay,
+    )
+
+
 def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:
     from fusionseg.checkpoints import load_stream
     from fusionseg.train import fusion
@@ -428,10 +447,7 @@ def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[s
         streams = [load_stream(deps[name].path("weights")).to(device) for name in STREAMS]
         data = fusion_logits(profile, streams, videos, fusion.frame_step(videos, FUSION_MAX_BYTES))
         fusion.save_fusion_data(data, logits)
-    iterations, batch = profile.fusion_iterations, profile.batch_size
-    outputs, rows = fusion.train_designs(
-        data, iterations, batch, profile.fusion_lr, profile.seed, folder, profile.fusion_weight_decay
-    )
+    outputs, rows = train_fusion_designs(profile, data, folder)
     outputs["table"] = _write(profile, "fusion_training", pd.DataFrame(rows))
     return outputs, {"frames": len(data)} | {f"{r['design']}_loss": r["final_loss"] for r in rows}
 

@@ -117,8 +117,8 @@ class Profile:
     pseudo_labels: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)  # Sec. 3.2's filters
     quality_frames: int = 100  # the pseudo-label quality check: the paper's 100 random kept frames
     # Base learning rate of each fusion design (the paper gives none of its own; 1e-3 is its streams').
-    # PaperFusion starts as identities; at 1e-3 its 24 parameters hardly move (real-lite chooses 0.1
-    # on held-out videos). ReleaseFusion starts at N(0, 0.01) and at 1e-3 learnt only its bias in 100
+    # PaperFusion starts as identities; at 1e-3 its 24 parameters hardly move (mini and real-lite
+    # choose 0.1 on held-out videos). ReleaseFusion starts at N(0, 0.01) and at 1e-3 learnt only its bias in 100
     # steps (all background on mini); 1e-2 moved it (train-frame IoU 0 -> 0.09 in 100 steps, 0.28 in 500).
     fusion_lr_paper: float = 1e-3
     fusion_lr_release: float = 1e-2

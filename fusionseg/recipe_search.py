@@ -219,21 +219,12 @@ def score_fusion_variant(
     """Train both fusion designs as one variant of `base` on the `train` logits and score each on the
     held-out videos. Weights go to `runs/<base label>/recipe_selection_fusion/<variant>/`."""
     from fusionseg.checkpoints import load_fusion
-    from fusionseg.train import fusion
 
     profile = resolve(base.name, dict(base.overrides) | flatten_overrides(variant))
     folder = base.work_dir() / TABLES["fusion"] / variant_name(variant)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    paths, rows = fusion.train_designs(
-        train,
-        profile.fusion_iterations,
-        profile.batch_size,
-        profile.fusion_lr,
-        profile.seed,
-        folder,
-        profile.fusion_weight_decay,
-    )
+    paths, rows = pipeline.train_fusion_designs(profile, train, folder)
     row = {
         "variant": variant_name(variant),
         "iterations": profile.fusion_iterations,
