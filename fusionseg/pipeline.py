@@ -172,9 +172,10 @@ def train_config(profile: Profile, folder: Path, stream: str, appearance_run: Pr
     if stream not in STREAMS:
         raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
     appearance = stream == "appearance"  # each stream has its own decoder and solver
+    iterations = profile.stream_iterations(stream)
     return TrainConfig(
         out_dir=str(folder / "train"),
-        iterations=profile.iterations,
+        iterations=iterations,
         batch_size=profile.batch_size,
         crop_size=profile.crop_size,
         lr=profile.lr if appearance else profile.motion_lr,
@@ -188,7 +189,7 @@ def train_config(profile: Profile, folder: Path, stream: str, appearance_run: Pr
         # pool has run here (the flow stage), and decoding small images is cheap beside a step
         workers=0,
         threads=TORCH_THREADS,
-        checkpoint_every=max(50, profile.iterations // 4),
+        checkpoint_every=max(50, iterations // 4),
         resume=True,
     )
 

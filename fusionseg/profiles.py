@@ -106,6 +106,9 @@ class Profile:
     motion_decoder: str = "none"  # the same choice for the motion stream
     motion_optimizer: str = "sgd"  # the motion stream's solver, a separate choice
     motion_lr: float = 1e-3
+    # the motion stream's training iterations when they differ from the appearance stream's
+    # (`iterations`, the paper's: both 20,000); None keeps them equal
+    motion_iterations: int | None = None
     # what the motion stream starts from (fusionseg.pipeline.stream_init): "imagenet", the paper's
     # (the ImageNet backbone, a fresh head), or "appearance", ours (the trained appearance stream)
     motion_init: str = "imagenet"
@@ -129,6 +132,12 @@ class Profile:
     flow_baselines: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # the variant table (real DAVIS)
     flow_speed: bool = False  # time every flow method at 854x480 on a real DAVIS pair
     overrides: tuple[tuple[str, Any], ...] = ()  # what `resolve` changed, for the label
+
+    def stream_iterations(self, stream: str) -> int:
+        """Training iterations of `stream` ("appearance" or "motion")."""
+        if stream == "motion" and self.motion_iterations is not None:
+            return self.motion_iterations
+        return self.iterations
 
     @property
     def label(self) -> str:

@@ -11,6 +11,7 @@ stream's training data minus a held-out part, and is scored on that part:
   cached) without those of the last `--heldout` weak videos in name order (default 6 of DAVIS
   train's 30); scored by the J mean (per video, then over videos) of the motion stream on every
   annotated frame of those videos against their *true* masks. DAVIS train is training data.
+  `--variant motion_iterations=N` compares budgets (a variant's own count wins over `--iterations`).
 - `--stream fusion`: both fusion designs (the paper's and the release's) on the frozen streams of
   the chain (run up to its motion stage, cached), trained on the fusion videos (DAVIS train) without
   the last `--heldout` in name order (default 6) and scored by the J mean (per video, then over
@@ -63,6 +64,10 @@ from fusionseg.results import (
 # last weak videos (in name order) of the pseudo-labelled set
 DEFAULT_HELDOUT = {"appearance": 300, "motion": 6, "fusion": 6}
 DEFAULT_ITERATIONS = 400
+ITERATION_FIELDS = {
+    "appearance": "iterations",
+    "motion": "motion_iterations",
+}  # the profile field --iterations sets
 TABLES = {
     "appearance": "recipe_selection",
     "motion": "recipe_selection_motion",
@@ -243,14 +248,15 @@ def score_fusion_variant(
 def score_variant(
     base: Profile, stream: str, variant: dict[str, Any], iterations: int, train: Any, score: Scorer
 ) -> dict[str, Any]:
-    """Train `stream` as one variant of `base` on the `train` pairs and score it. Its weights go to
+    """Train `stream` as one variant of `base` on the `train` pairs for `iterations` steps (unless the
+    variant sets its own: `motion_iterations=N` for the motion stream) and score it. Its weights go to
     `runs/<base label>/<table>/<variant>,iterations=N/` (resumed if there)."""
     from fusionseg.checkpoints import checkpoint_iteration, latest_checkpoint, load_stream
     from fusionseg.train.stream import ImageSetPairs, train_stream
 
-    profile = resolve(
-        base.name, dict(base.overrides) | flatten_overrides(variant) | {"iterations": iterations}
-    )
+    budget = {ITERATION_FIELDS[stream]: iterations}
+    profile = resolve(base.name, dict(base.overrides) | budget | flatten_overrides(variant))
+    iterations = profile.stream_iterations(stream)
     folder = base.work_dir() / TABLES[stream] / f"{variant_name(variant)},iterations={iterations}"
     config = train_config(profile, folder, stream, appearance_run=base)  # the base's stages (checked)
     resumed_at = checkpoint_iteration(latest_checkpoint(Path(config.out_dir)))
@@ -289,7 +295,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iterations",
         type=int,
-        help=f"training steps per stream variant (default {DEFAULT_ITERATIONS}); the fusion trains for "
+        help=f"training steps per stream variant (default {DEFAULT_ITERATIONS}; a motion variant may set its own "
+        "with motion_iterations=N); the fusion trains for "
         "the profile's fusion_iterations (vary it with --variant fusion_iterations=N)",
     )
     parser.add_argument(

@@ -102,9 +102,11 @@ def test_motion_variants_hold_out_whole_videos_and_score_them_on_true_masks(
         "--heldout",
         "1",
     ]
-    assert main([*args, "--variant", "motion_decoder=none", "--variant", "motion_decoder=skip4"]) == 0
+    variants = ["motion_decoder=none", "motion_decoder=skip4", "motion_iterations=3"]
+    assert main([*args, *(f"--variant={variant}" for variant in variants)]) == 0
     table = pd.read_csv(results_tmp / "smoke" / "recipe_selection_motion.csv")
-    assert list(table["variant"]) == ["motion_decoder=none", "motion_decoder=skip4"]
+    assert list(table["variant"]) == variants
+    assert list(table["iterations"]) == [2, 2, 3]  # --iterations, unless the variant sets its own budget
     assert (table["heldout_videos"] == names[-1]).all() and (table["train_images"] == len(train)).all()
     assert table["heldout_J"].between(0, 1).all()
     with pytest.raises(ValueError, match="changes the pseudo_labels stage"):
@@ -180,6 +182,30 @@ def test_fusion_variants_train_on_all_but_the_held_out_fusion_videos(
     assert list(heldout_again) == ["train"] and len(train_again) == len(train)
     with pytest.raises(ValueError, match="fusion_iterations"):
         main([*args, "--iterations", "5"])
+
+
+def test_the_motion_stream_may_train_for_its_own_number_of_iterations():
+    """`motion_iterations` changes the motion stream's training (and stage key) and nothing before it;
+    unset, the motion stream trains as long as the appearance stream, under the same key as before."""
+    from pathlib import Path
+
+    from fusionseg import pipeline
+    from fusionseg.recipe_search import check_keeps_the_inputs
+
+    base = profiles.resolve("smoke")
+    assert base.motion_iterations is None and base.stream_iterations("motion") == base.iterations
+    shorter = profiles.resolve("smoke", motion_iterations=7)
+    assert (shorter.stream_iterations("appearance"), shorter.stream_iterations("motion")) == (
+        base.iterations,
+        7,
+    )
+    assert pipeline.train_config(shorter, Path("."), "motion").iterations == 7
+    assert pipeline.train_config(shorter, Path("."), "appearance").iterations == base.iterations
+    check_keeps_the_inputs(base, {"motion_iterations": 7}, "motion")  # accepted: the pseudo-labels stay
+    motion_parameters = pipeline.CHAIN.stage("motion").parameters
+    assert motion_parameters(shorter) != motion_parameters(base)
+    same = profiles.resolve("smoke", motion_iterations=base.iterations)
+    assert motion_parameters(same) == motion_parameters(base)
 
 
 def test_the_fusion_weight_decay_is_a_fusion_variant():

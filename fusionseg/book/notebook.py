@@ -704,7 +704,7 @@ def _short_commit(commit: str) -> str:
 def profiles_table() -> pd.DataFrame:
     """The profiles' main settings, one column per profile (chapter 0; every field: `fusionseg.profiles`)."""
     shown = ["description", "data", "backbone", "output_stride", "decoder", "motion_decoder", "optimizer", "lr",
-             "motion_optimizer", "motion_lr", "motion_init", "iterations", "crop_size", "batch_size", "fusion_iterations",
+             "motion_optimizer", "motion_lr", "motion_init", "iterations", "motion_iterations", "crop_size", "batch_size", "fusion_iterations",
              "flow_method", "device"]  # fmt: skip
     rows = {name: {field: getattr(profile, field) for field in shown} for name, profile in PROFILES.items()}
     return pd.DataFrame(rows)
