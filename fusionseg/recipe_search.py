@@ -64,10 +64,8 @@ from fusionseg.results import (
 # last weak videos (in name order) of the pseudo-labelled set
 DEFAULT_HELDOUT = {"appearance": 300, "motion": 6, "fusion": 6}
 DEFAULT_ITERATIONS = 400
-ITERATION_FIELDS = {
-    "appearance": "iterations",
-    "motion": "motion_iterations",
-}  # the profile field --iterations sets
+# the profile field that --iterations sets, per stream
+ITERATION_FIELDS = {"appearance": "iterations", "motion": "motion_iterations"}
 TABLES = {
     "appearance": "recipe_selection",
     "motion": "recipe_selection_motion",
