@@ -385,14 +385,22 @@ def _pseudo_label_body(
 # Stage: fusion
 
 
-def _fusion_parameters(profile: Profile) -> dict[str, Any]:
+def fusion_recipe(profile: Profile) -> dict[str, Any]:
+    """The fusion layers' training recipe, as `fusionseg.train.fusion.train_designs` takes it. The
+    fusion stage's key hashes the same dict, so no knob can reach the training but not the key."""
     return {
-        "videos": list(profile.plan.fusion),
         "iterations": profile.fusion_iterations,
         "batch_size": profile.batch_size,
         "lr": profile.fusion_lr,
         "weight_decay": profile.fusion_weight_decay,
         "seed": profile.seed,
+    }
+
+
+def _fusion_parameters(profile: Profile) -> dict[str, Any]:
+    return {
+        "videos": list(profile.plan.fusion),
+        **fusion_recipe(profile),
         "max_videos": profile.max_videos,
         "max_logit_bytes": FUSION_MAX_BYTES,
     }
@@ -417,20 +425,11 @@ def fusion_logits(profile: Profile, streams: Sequence[Any], videos: Sequence[Vid
 def train_fusion_designs(
     profile: Profile, data: Any, folder: Path
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Both fusion designs trained on `data` with the profile's fusion recipe (iterations, batch,
-    learning rate per design, weight decay, seed), saved in `folder`
+    """Both fusion designs trained on `data` with the profile's `fusion_recipe`, saved in `folder`
     (`fusionseg.train.fusion.train_designs`)."""
     from fusionseg.train import fusion
 
-    return fusion.train_designs(
-        data,
-        profile.fusion_iterations,
-        profile.batch_size,
-        profile.fusion_lr,
-        profile.seed,
-        folder,
-        profile.fusion_weight_decay,
-    )
+    return fusion.train_designs(data, folder=folder, **fusion_recipe(profile))
 
 
 def _fusion_body(profile: Profile, deps: dict[str, StageResult]) -> tuple[dict[str, str], dict[str, Any]]:

@@ -163,7 +163,7 @@ def train_designs(
     lr: dict[str, float],
     seed: int,
     folder: Path,
-    weight_decay: float = 5e-4,
+    weight_decay: float,
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Train both fusion designs on the same logits (each from `seed`, with `weight_decay`); save
     `<folder>/<design>.pt`.
